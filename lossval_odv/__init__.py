@@ -1,0 +1,17 @@
+"""lossval-odv: LossVal data valuation as an OpenDataVal plugin.
+
+Importing the package makes OpenDataVal 1.3.0 importable on the modern stack
+(see :mod:`lossval_odv.compat`) and registers ``LossValODV`` in
+``DataEvaluator.Evaluators``.
+"""
+
+from lossval_odv import compat
+
+compat.install()
+
+from lossval_odv.core import fit_lossval  # noqa: E402
+from lossval_odv.evaluator import LossValODV  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["LossValODV", "__version__", "compat", "fit_lossval"]

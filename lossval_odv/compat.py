@@ -1,0 +1,196 @@
+"""The one place that knows OpenDataVal 1.3.0's and geomloss's quirks.
+
+OpenDataVal 1.3.0 was released against torch 2.1, numpy<1.26 and pandas<2. We run it
+on the modern stack and fix, openly, the few places where that breaks:
+
+1. ``opendataval`` imports ``torchvision`` and ``transformers`` eagerly, for its image
+   and BERT modules, which the tabular benchmark never uses. When those packages are
+   not installed, :func:`install` registers stand-in modules: importing succeeds, and
+   any *use* of an image or NLP symbol raises :class:`ImportError` naming the missing
+   package. Installed packages are never shadowed.
+2. LAVA imports ``geomloss.utils``, which geomloss 0.3 moved to
+   ``geomloss._legacy.utils``; :func:`install` aliases the old name.
+3. ``opendataval.experiment.exper_methods.remove_high_low`` returns one score more than
+   its ``axis`` when the training size is not a multiple of ``round(0.05 * n)``, which
+   breaks ``ExperimentMediator.evaluate``. :func:`remove_high_low` here calls the
+   upstream function and trims the curves to the axis it reports.
+4. ``ExperimentMediator.compute_data_values`` turns evaluator errors into warnings
+   unless ``raises_error=True``. The benchmark never relies on it: it trains each
+   evaluator itself and records failures with their error (see ``cell.py``).
+
+:func:`install` runs on ``import lossval_odv``; it must run before the first
+``import opendataval``, so import ``lossval_odv`` first.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import types
+import warnings
+from typing import Any
+
+# Submodules opendataval imports at module level, and the names it takes from them.
+_STANDINS: dict[str, dict[str, tuple[str, ...]]] = {
+    "torchvision": {
+        "torchvision": (),
+        "torchvision.transforms": (),
+        "torchvision.transforms.functional": (),
+        "torchvision.datasets": (
+            "CIFAR10", "CIFAR100", "MNIST", "STL10", "SVHN", "FashionMNIST", "VisionDataset",
+        ),
+        "torchvision.models": (),
+        "torchvision.models.resnet": ("ResNet50_Weights", "resnet50"),
+    },
+    "transformers": {
+        "transformers": ("DistilBertModel", "DistilBertTokenizerFast"),
+    },
+}
+
+STANDIN_MARKER = "__lossval_odv_standin__"
+
+
+class MissingOptionalDependency(ImportError):
+    """Raised when an OpenDataVal feature needs a package that is not installed."""
+
+
+class _MissingMeta(type):
+    """Metaclass of stand-in symbols: calling them or reading any attribute raises."""
+
+    _message: str
+
+    def __getattr__(cls, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise MissingOptionalDependency(cls._message)
+
+    def __call__(cls, *_args: Any, **_kwargs: Any) -> Any:
+        raise MissingOptionalDependency(cls._message)
+
+
+def _missing_symbol(qualname: str, package: str) -> type:
+    message = (
+        f"{qualname} needs the package {package!r}, which is not installed. "
+        f"lossval-odv only uses OpenDataVal's tabular code; `pip install {package}` "
+        "to use OpenDataVal's image or NLP features."
+    )
+    name = qualname.rsplit(".", 1)[-1]
+    return _MissingMeta(name, (), {"_message": message, STANDIN_MARKER: True})
+
+
+class _StandinModule(types.ModuleType):
+    def __init__(self, name: str, package: str) -> None:
+        super().__init__(name)
+        self.__path__: list[str] = []  # a package, so that submodules can be imported
+        setattr(self, STANDIN_MARKER, True)
+        self._package = package
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _missing_symbol(f"{self.__name__}.{attr}", self._package)
+
+
+def _package_usable(package: str) -> bool:
+    if importlib.util.find_spec(package) is None:
+        return False
+    try:
+        importlib.import_module(package)
+    except Exception as exc:  # a broken install (e.g. a torchvision built for another torch)
+        warnings.warn(
+            f"{package} is installed but fails to import ({exc}); lossval-odv replaces it "
+            "with a stand-in so that OpenDataVal's tabular code still loads.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        for mod in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+            del sys.modules[mod]
+        return False
+    return True
+
+
+def _install_standins(package: str) -> None:
+    modules = _STANDINS[package]
+    for name in modules:
+        if name not in sys.modules:
+            sys.modules[name] = _StandinModule(name, package)
+    for name, symbols in modules.items():
+        module = sys.modules[name]
+        for symbol in symbols:
+            setattr(module, symbol, _missing_symbol(f"{name}.{symbol}", package))
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(sys.modules[parent], child, module)
+
+
+def _alias_geomloss_utils() -> None:
+    import geomloss
+
+    if hasattr(geomloss, "utils"):
+        return
+    legacy_utils = importlib.import_module("geomloss._legacy.utils")
+    sys.modules["geomloss.utils"] = legacy_utils
+    geomloss.utils = legacy_utils
+
+
+def install() -> dict[str, str]:
+    """Make ``import opendataval`` work on the modern stack; idempotent.
+
+    Returns
+    -------
+    dict[str, str]
+        What was done for each quirk: ``"real"`` (nothing needed), ``"stand-in"``
+        (a stand-in module was registered) or ``"aliased"``.
+    """
+    report = {}
+    for package in _STANDINS:
+        module = sys.modules.get(package)
+        if module is not None and getattr(module, STANDIN_MARKER, False):
+            report[package] = "stand-in"
+        elif module is not None or _package_usable(package):
+            report[package] = "real"
+        else:
+            _install_standins(package)
+            report[package] = "stand-in"
+    import geomloss
+
+    report["geomloss.utils"] = "real" if hasattr(geomloss, "utils") else "aliased"
+    _alias_geomloss_utils()
+    return report
+
+
+def remove_high_low(
+    evaluator: Any,
+    fetcher: Any = None,
+    model: Any = None,
+    data: dict[str, Any] | None = None,
+    percentile: float = 0.05,
+    plot: Any = None,
+    metric: Any = None,
+    train_kwargs: dict[str, Any] | None = None,
+) -> dict[str, list]:
+    """OpenDataVal's ``remove_high_low`` with curves as long as its axis.
+
+    Upstream evaluates ``ceil(n / period)`` removal levels but reports an axis of
+    ``floor(n / period)`` levels; when ``n`` is not a multiple of the period the extra
+    trailing score (a model trained on fewer than ``period`` points) is dropped here so
+    that every list lines up with ``axis``. Arguments are upstream's (``metric=None``
+    means upstream's default, accuracy); the explicit signature lets
+    ``ExperimentMediator.evaluate`` pass its model, metric and train_kwargs.
+    """
+    from opendataval.experiment.exper_methods import remove_high_low as upstream
+
+    kwargs: dict[str, Any] = {"metric": metric} if metric is not None else {}
+    result = upstream(
+        evaluator,
+        fetcher,
+        model=model,
+        data=data,
+        percentile=percentile,
+        plot=plot,
+        train_kwargs=train_kwargs,
+        **kwargs,
+    )
+    n_levels = len(result["axis"])
+    return {key: list(values)[:n_levels] for key, values in result.items()}

@@ -1,0 +1,17 @@
+"""LossVal without OpenDataVal: the loss, the networks and the trainer."""
+
+from lossval_odv.core.losses import lossval_loss, per_sample_loss
+from lossval_odv.core.mlp import Task, make_mlp
+from lossval_odv.core.runtime import resolve_device, to_seed
+from lossval_odv.core.trainer import LossValResult, fit_lossval
+
+__all__ = [
+    "LossValResult",
+    "Task",
+    "fit_lossval",
+    "lossval_loss",
+    "make_mlp",
+    "per_sample_loss",
+    "resolve_device",
+    "to_seed",
+]

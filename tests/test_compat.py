@@ -1,0 +1,84 @@
+"""The compatibility layer: stand-ins fail loudly on use, aliases work, fixes are exact."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from lossval_odv import compat
+
+
+def test_install_is_idempotent_and_reports_what_it_did():
+    first = compat.install()
+    assert compat.install() == first
+    assert set(first) == {"torchvision", "transformers", "geomloss.utils"}
+
+
+def _standin(package: str) -> bool:
+    return bool(getattr(sys.modules.get(package), compat.STANDIN_MARKER, False))
+
+
+@pytest.mark.skipif(not _standin("torchvision"), reason="the real torchvision is installed")
+def test_image_symbols_raise_a_clear_import_error_when_used():
+    import torchvision
+
+    assert getattr(torchvision, compat.STANDIN_MARKER)
+    from opendataval.dataloader.datasets import imagesets  # imported eagerly upstream
+
+    with pytest.raises(compat.MissingOptionalDependency, match="torchvision"):
+        imagesets.CIFAR10()
+
+
+@pytest.mark.skipif(not _standin("transformers"), reason="the real transformers is installed")
+def test_bert_model_raises_a_clear_import_error_when_used():
+    from opendataval.model import BertClassifier
+
+    with pytest.raises(compat.MissingOptionalDependency, match="transformers"):
+        BertClassifier()
+
+
+def test_geomloss_utils_alias_lets_lava_run():
+    import geomloss
+    from opendataval.dataval import LavaEvaluator
+
+    assert sys.modules["geomloss.utils"] is geomloss.utils
+    rng = np.random.default_rng(0)
+    x, xv = rng.normal(size=(60, 4)), rng.normal(size=(20, 4))
+    y, yv = np.eye(2)[rng.integers(0, 2, 60)], np.eye(2)[rng.integers(0, 2, 20)]
+    values = LavaEvaluator(random_state=0).input_data(x, y, xv, yv).train_data_values()
+    assert np.isfinite(values.evaluate_data_values()).all()
+
+
+class _FixedValues:
+    def __init__(self, values):
+        self.data_values = values
+
+
+class _MeanModel:
+    """A model whose test score is the number of training points it saw."""
+
+    def clone(self):
+        return _MeanModel()
+
+    def fit(self, x, y, **_):
+        self.n = len(x)
+        return self
+
+    def predict(self, x):
+        return np.full(len(x), self.n)
+
+
+@pytest.mark.parametrize(("n", "levels"), [(100, 20), (103, 20), (119, 19)])
+def test_remove_high_low_curves_line_up_with_axis(n, levels):
+    data = {"x_train": np.zeros((n, 1)), "y_train": np.zeros(n), "x_test": np.zeros((3, 1)),
+            "y_test": np.zeros(3)}
+    result = compat.remove_high_low(
+        _FixedValues(np.arange(n)), data=data, model=_MeanModel(), metric=lambda _, p: p[0]
+    )
+    assert len(result["axis"]) == levels
+    period = max(round(n * 0.05), 5)
+    low = result["remove_least_influential_first_<lambda>"]
+    assert len(low) == levels
+    assert low == [n - k * period for k in range(levels)]

@@ -10,7 +10,7 @@ from lossval_odv import compat
 compat.install()
 
 from lossval_odv.core import fit_lossval  # noqa: E402
-from lossval_odv.evaluator import LossValODV  # noqa: E402
+from lossval_odv.evaluators import LossValODV  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -72,8 +72,12 @@ class _MeanModel:
 
 @pytest.mark.parametrize(("n", "levels"), [(100, 20), (103, 20), (119, 19)])
 def test_remove_high_low_curves_line_up_with_axis(n, levels):
-    data = {"x_train": np.zeros((n, 1)), "y_train": np.zeros(n), "x_test": np.zeros((3, 1)),
-            "y_test": np.zeros(3)}
+    data = {
+        "x_train": np.zeros((n, 1)),
+        "y_train": np.zeros(n),
+        "x_test": np.zeros((3, 1)),
+        "y_test": np.zeros(3),
+    }
     result = compat.remove_high_low(
         _FixedValues(np.arange(n)), data=data, model=_MeanModel(), metric=lambda _, p: p[0]
     )

@@ -11,9 +11,8 @@ from geomloss import SamplesLoss
 from opendataval.experiment.util import f1_score, oned_twonn_clustering
 
 from lossval_odv.core import fit_lossval, make_mlp, per_sample_loss
-from lossval_odv.core.losses import SinkhornOT, lossval_loss
+from lossval_odv.core.losses import SinkhornOT, lossval_loss, max_distance_to
 from lossval_odv.core.trainer import _epoch_permutations, batch_diameters
-from lossval_odv.core.losses import max_distance_to
 from tests.conftest import planted_noise_task
 
 
@@ -24,9 +23,7 @@ def reference_loss(task, model, x_b, y_b, w_b, x_val):
         per = -(y_b * torch.log(out + 1e-8)).sum(1)
     else:
         per = ((out - y_b) ** 2).sum(1)
-    diameter = 1.1 * max(
-        float(np.linalg.norm(a - b)) for a in x_b.numpy() for b in x_val.numpy()
-    )
+    diameter = 1.1 * max(float(np.linalg.norm(a - b)) for a in x_b.numpy() for b in x_val.numpy())
     ot = SamplesLoss("sinkhorn", p=2, blur=0.05, diameter=diameter)(
         w_b, x_b, torch.ones(len(x_val), dtype=torch.float64), x_val
     )
@@ -50,8 +47,14 @@ def test_loss_and_gradients_match_float64_reference(task):
     x32 = x_b.float()
     diameter = 1.1 * float(max_distance_to(x32, x_val.float()).max())
     ours = lossval_loss(
-        task=task, outputs=model(x32), targets=y_b.float(), weights=w32, x_batch=x32,
-        x_val=x_val.float(), diameter=diameter, ot=SinkhornOT(),
+        task=task,
+        outputs=model(x32),
+        targets=y_b.float(),
+        weights=w32,
+        x_batch=x32,
+        x_val=x_val.float(),
+        diameter=diameter,
+        ot=SinkhornOT(),
     )
     ours.backward()
 
@@ -146,7 +149,11 @@ def test_detects_planted_label_noise_well_above_chance(task):
     ],
 )
 def test_bad_input_gives_clear_errors(kwargs, match):
-    args = {"x_train": np.zeros((10, 3)), "y_train": np.eye(2)[[0, 1] * 5], "x_val": np.zeros((5, 3))}
+    args = {
+        "x_train": np.zeros((10, 3)),
+        "y_train": np.eye(2)[[0, 1] * 5],
+        "x_val": np.zeros((5, 3)),
+    }
     args.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=match):
         fit_lossval(args["x_train"], args["y_train"], args["x_val"], task="classification")

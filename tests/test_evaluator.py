@@ -34,10 +34,12 @@ def test_mediator_runs_lossval_with_baseline_detection_and_removal(caplog):
     # 1003 is not a multiple of round(0.05 * 1003) = 50: upstream remove_high_low breaks here
     fetcher = _fetcher(1003)
     mediator = ExperimentMediator(
-        fetcher, ClassifierMLP(10, 2), train_kwargs={"epochs": 1, "batch_size": 128},
+        fetcher,
+        ClassifierMLP(10, 2),
+        train_kwargs={"epochs": 1, "batch_size": 128},
         raises_error=True,
     )
-    with caplog.at_level(logging.INFO, logger="lossval_odv.evaluator"):
+    with caplog.at_level(logging.INFO, logger="lossval_odv.evaluators.lossval"):
         mediator.compute_data_values(
             [LossValODV(random_state=0), KNNShapley(k_neighbors=100, random_state=0)]
         )

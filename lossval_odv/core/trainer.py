@@ -68,9 +68,7 @@ def check_inputs(
     if len(x_val_a) == 0:
         raise ValueError("LossVal needs a validation set, but x_val is empty")
     if len(x_train_a) != len(y_train_a):
-        raise ValueError(
-            f"x_train has {len(x_train_a)} rows but y_train has {len(y_train_a)}"
-        )
+        raise ValueError(f"x_train has {len(x_train_a)} rows but y_train has {len(y_train_a)}")
     if x_train_a.shape[1] != x_val_a.shape[1]:
         raise ValueError(
             f"x_train has {x_train_a.shape[1]} features but x_val has {x_val_a.shape[1]}"

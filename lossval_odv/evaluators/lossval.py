@@ -10,8 +10,8 @@ import torch
 from opendataval.dataval.api import DataEvaluator, ModelLessMixin
 
 from lossval_odv.core.mlp import Task
-from lossval_odv.core.trainer import LossValResult, fit_lossval, is_one_hot
 from lossval_odv.core.runtime import RandomStateLike
+from lossval_odv.core.trainer import LossValResult, fit_lossval, is_one_hot
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,11 @@ class LossValODV(ModelLessMixin, DataEvaluator):
             logger.info(
                 "LossValODV trains its own network (epochs=%s, lr=%s, batch_size=%s); "
                 "prediction-model arguments %s %s are not used",
-                self.epochs, self.lr, self.batch_size, args, kwargs,
+                self.epochs,
+                self.lr,
+                self.batch_size,
+                args,
+                kwargs,
             )
         if self.task == "auto":
             task = infer_task(np.asarray(self.y_train))

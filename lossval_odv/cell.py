@@ -1,0 +1,241 @@
+"""One cell: fetch -> split -> noise -> data values -> experiments -> a result record.
+
+Pure with respect to its input: the same :class:`~lossval_odv.grid.Cell` gives the same
+record on the same device type, whichever process or machine computes it.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from opendataval.dataloader import DataFetcher, Register
+from opendataval.dataval import DataEvaluator
+from opendataval.experiment.exper_methods import discover_corrupted_sample, noisy_detection
+from opendataval.model import ClassifierMLP, LogisticRegression, RegressionMLP
+from opendataval.model.api import RegressionSkLearnWrapper
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from lossval_odv import compat
+from lossval_odv.grid import Cell
+from lossval_odv.noise import NOISE_FUNCTIONS
+
+# PROTOCOL.md: the baselines' prediction model and how it trains.
+BASELINE_TRAIN_KWARGS = {
+    "classification": {"epochs": 5, "batch_size": 128, "lr": 0.1},
+    "regression": {"epochs": 5, "batch_size": 32, "lr": 0.01},
+}
+
+
+@dataclass
+class CellResult:
+    """What a cell produces; the store writes it as one row."""
+
+    key: str
+    cell: Cell
+    status: str  # "ok" or "failed"
+    task: str
+    values: np.ndarray | None = None
+    noisy_indices: np.ndarray | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    curves: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0  # wall time of the valuation alone
+    total_seconds: float = 0.0
+    device: str = "cpu"
+    versions: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+def versions() -> dict[str, str]:
+    """Library versions that can change a result."""
+    import geomloss
+    import opendataval
+    import sklearn
+
+    import lossval_odv
+
+    return {
+        "lossval_odv": lossval_odv.__version__,
+        "opendataval": getattr(opendataval, "__version__", "1.3.0"),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "geomloss": geomloss.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def task_of(dataset: str) -> str:
+    return "classification" if Register.Datasets[dataset].one_hot else "regression"
+
+
+@lru_cache(maxsize=4)
+def _fetch_cached(dataset: str, split: tuple[int, int, int], seed: int, noise: str, rate: float):
+    train, valid, test = split
+    return DataFetcher.setup(
+        dataset_name=dataset,
+        train_count=train,
+        valid_count=valid,
+        test_count=test,
+        random_state=np.random.RandomState(seed),
+        add_noise=NOISE_FUNCTIONS[noise],
+        noise_kwargs={"noise_rate": rate},
+    )
+
+
+def make_fetcher(cell: Cell) -> DataFetcher:
+    """The cell's split with its noise; shared by all methods of a run in one process."""
+    if cell.data_dir is not None:
+        from lossval_odv.datasets import set_data_dir
+
+        set_data_dir(cell.data_dir)
+    return _fetch_cached(cell.dataset, cell.split, cell.data_seed, cell.noise, cell.rate)
+
+
+def prediction_model(task: str, n_features: int, n_classes: int, device: torch.device):
+    """PROTOCOL.md's MLPs, as OpenDataVal models, for the baselines that need one."""
+    if task == "classification":
+        return ClassifierMLP(n_features, n_classes, layers=5, hidden_dim=100).to(device)
+    return RegressionMLP(n_features, 1, layers=3, hidden_dim=90, act_fn=torch.nn.Tanh()).to(device)
+
+
+def evaluation_model(kind: str, task: str, n_features: int, n_classes: int):
+    """Removal-experiment model: the authors' (``paper``) or the baselines' MLP."""
+    if kind == "mlp":
+        return prediction_model(task, n_features, n_classes, torch.device("cpu")), (
+            BASELINE_TRAIN_KWARGS[task]
+        )
+    if task == "classification":
+        return LogisticRegression(n_features, n_classes), {}  # fit defaults: 1 epoch, lr 0.01
+    return RegressionSkLearnWrapper(LinearRegression), {}
+
+
+def build_evaluator(cell: Cell, device: torch.device) -> DataEvaluator:
+    cls = DataEvaluator.Evaluators[cell.evaluator]
+    params = dict(cell.params)
+    if cell.evaluator == "lossvalodv":
+        params.setdefault("device", str(device))
+    return cls(random_state=np.random.RandomState(cell.method_seed), **params)
+
+
+def detection_metrics(values: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
+    """AUROC and AUPRC of 'low value = noisy' against the planted noisy points."""
+    truth = np.zeros(len(values), dtype=bool)
+    truth[noisy] = True
+    score = -values  # lower value -> more likely noisy
+    if not np.isfinite(score).all():
+        score = np.nan_to_num(score, nan=0.0, posinf=1e300, neginf=-1e300)
+    return {
+        "auroc": float(roc_auc_score(truth, score)),
+        "auprc": float(average_precision_score(truth, score)),
+    }
+
+
+def _as_float(value: Any) -> Any:
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_as_float(v) for v in value]
+    return float(value)
+
+
+def compute_cell(cell: Cell) -> CellResult:
+    """Compute one cell; a failing evaluator gives a ``failed`` result with its error."""
+    start = time.perf_counter()
+    device = torch.device(
+        cell.device if cell.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    task = task_of(cell.dataset)
+    result = CellResult(
+        key=cell.key,
+        cell=cell,
+        status="failed",
+        task=task,
+        device=str(device),
+        versions=versions(),
+    )
+    try:
+        fetcher = make_fetcher(cell)
+        x_train, y_train, *_ = fetcher.datapoints
+        n_features = int(np.prod(fetcher.covar_dim))
+        n_classes = int(fetcher.label_dim[0]) if task == "classification" else 1
+        evaluator = build_evaluator(cell, device)
+        torch.manual_seed(cell.method_seed)  # baselines draw from torch's global generator
+        t0 = time.perf_counter()
+        evaluator.train(
+            fetcher,
+            prediction_model(task, n_features, n_classes, device),
+            None,
+            **BASELINE_TRAIN_KWARGS[task],
+        )
+        values = np.asarray(evaluator.data_values, dtype=np.float64).reshape(-1)
+        result.seconds = time.perf_counter() - t0
+        if len(values) != len(x_train):
+            raise ValueError(
+                f"{cell.evaluator} returned {len(values)} values for {len(x_train)} points"
+            )
+        result.values = values
+        result.noisy_indices = np.asarray(fetcher.noisy_train_indices, dtype=np.int64)
+        _run_experiments(cell, evaluator, fetcher, task, n_features, n_classes, result)
+        result.status = "ok"
+    except Exception as exc:  # recorded, not fatal to the grid
+        result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+    result.total_seconds = time.perf_counter() - start
+    return result
+
+
+def _run_experiments(cell, evaluator, fetcher, task, n_features, n_classes, result) -> None:
+    experiments = cell.experiments
+    noisy = result.noisy_indices
+    if experiments["detection"]:
+        result.metrics["f1"] = float(noisy_detection(evaluator, fetcher)["kmeans_f1"])
+        result.metrics.update(detection_metrics(result.values, noisy))
+    if experiments["discovery"]:
+        found = discover_corrupted_sample(evaluator, fetcher)
+        result.curves["discovery"] = {
+            "axis": _as_float(found["axis"]),
+            "found": _as_float(found["corrupt_found"]),
+        }
+    if experiments["removal"]:
+        for kind in experiments["removal_models"]:
+            model, train_kwargs = evaluation_model(kind, task, n_features, n_classes)
+            torch.manual_seed(cell.method_seed)
+            curves = compat.remove_high_low(
+                evaluator,
+                fetcher,
+                model=model,
+                percentile=experiments["removal_percentile"],
+                metric=_metric(task),
+                train_kwargs=train_kwargs,
+            )
+            low = next(v for k, v in curves.items() if k.startswith("remove_least"))
+            high = next(v for k, v in curves.items() if k.startswith("remove_most"))
+            result.curves[f"removal_{kind}"] = {
+                "axis": _as_float(curves["axis"]),
+                "remove_low": _as_float(low),
+                "remove_high": _as_float(high),
+                "metric": "accuracy" if task == "classification" else "neg_mse",
+            }
+
+
+def _metric(task: str):
+    from opendataval.metrics import Metrics
+
+    return Metrics.ACCURACY if task == "classification" else Metrics.NEG_MSE
+
+
+def failed_result(cell: Cell, reason: str) -> CellResult:
+    """The record of a cell that could not be computed at all (e.g. its worker died)."""
+    return CellResult(
+        key=cell.key,
+        cell=cell,
+        status="failed",
+        task=task_of(cell.dataset),
+        error=reason,
+        versions=versions(),
+    )

@@ -1,0 +1,161 @@
+"""The benchmark's typed configuration: schema, validation and PROTOCOL.md defaults.
+
+A config file is YAML. Unknown keys and bad values are errors that name the key and
+the allowed values; nothing is run or written before a config validates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NoiseType = Literal["label", "feature", "mixed"]
+BackendName = Literal["serial", "local", "ray"]
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the key and the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(_Strict):
+    """Sizes of the random train / validation / test split (PROTOCOL.md step 1)."""
+
+    train: int = Field(1000, ge=10)
+    valid: int = Field(100, ge=2)
+    test: int = Field(3000, ge=10)
+
+
+class MethodConfig(_Strict):
+    """One valuation method: a registered OpenDataVal evaluator and its arguments.
+
+    ``evaluator`` is a key of ``DataEvaluator.Evaluators`` (the lower-cased class name,
+    e.g. ``lossvalodv``, ``knnshapley``, ``lavaevaluator``, ``dataoob``); ``params`` go
+    to its constructor. ``label`` names the method in tables (defaults to ``name``).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    evaluator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+
+    @field_validator("evaluator")
+    @classmethod
+    def _known_evaluator(cls, value: str) -> str:
+        from opendataval.dataval import DataEvaluator
+
+        key = value.lower()
+        if key not in DataEvaluator.Evaluators:
+            allowed = ", ".join(sorted(DataEvaluator.Evaluators))
+            raise ValueError(f"unknown evaluator {value!r}; allowed: {allowed}")
+        return key
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+class ExperimentsConfig(_Strict):
+    """Which experiments run after the values (PROTOCOL.md steps 4-6)."""
+
+    detection: bool = True
+    removal: bool = True
+    removal_percentile: float = Field(0.05, gt=0, lt=0.5)
+    removal_models: list[Literal["paper", "mlp"]] = Field(default_factory=lambda: ["paper"])
+    discovery: bool = True
+
+
+class BenchmarkConfig(_Strict):
+    """A benchmark: datasets x noise types x noise rates x runs x methods."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    datasets: list[str] = Field(min_length=1)
+    noise_types: list[NoiseType] = Field(min_length=1)
+    noise_rates: list[float] = Field(min_length=1)
+    runs: int = Field(5, ge=1)
+    seed: int = Field(0, ge=0)
+    split: SplitConfig = SplitConfig()
+    methods: list[MethodConfig] = Field(min_length=1)
+    experiments: ExperimentsConfig = ExperimentsConfig()
+    device: str = "cpu"
+    data_dir: str | None = None
+    output_dir: str | None = None
+    backend: BackendName = "serial"
+    n_jobs: int = Field(1, ge=1)
+    ray_address: str | None = None
+    batch_lossval: bool = True
+    max_retries: int = Field(2, ge=0)
+
+    @field_validator("noise_rates")
+    @classmethod
+    def _rates_in_range(cls, rates: list[float]) -> list[float]:
+        for rate in rates:
+            if not 0 < rate < 1:
+                raise ValueError(f"noise rate {rate} must be strictly between 0 and 1")
+        return rates
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_datasets(cls, names: list[str]) -> list[str]:
+        from opendataval.dataloader import Register
+
+        unknown = [n for n in names if n not in Register.Datasets]
+        if unknown:
+            allowed = ", ".join(sorted(Register.Datasets))
+            raise ValueError(f"unknown dataset(s) {unknown}; registered datasets: {allowed}")
+        return names
+
+    @model_validator(mode="after")
+    def _unique_method_names(self) -> BenchmarkConfig:
+        names = [m.name for m in self.methods]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"method names must be unique, repeated: {duplicates}")
+        return self
+
+    def resolved_output_dir(self, override: str | Path | None = None) -> Path:
+        """Where the store and exports go: the override, the config's, or runs/<name>."""
+        if override is not None:
+            return Path(override)
+        return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
+
+
+def _format_error(source: str, error: ValidationError) -> str:
+    lines = [f"invalid config {source}:"]
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "literal_error":
+            message = f"{message} (got {item.get('input')!r})"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, *, source: str = "<dict>") -> BenchmarkConfig:
+    """Validate a mapping into a :class:`BenchmarkConfig`, or raise :class:`ConfigError`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config {source}: expected a mapping of keys, got {data!r}")
+    try:
+        return BenchmarkConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_error(source, error)) from None
+
+
+def load_config(path: str | Path) -> BenchmarkConfig:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    return parse_config(data, source=str(path))

@@ -1,0 +1,98 @@
+"""Expand a config into cells: (dataset, noise type, noise rate, run, method).
+
+A cell is a frozen, picklable value that carries everything needed to compute it, and
+a content hash of those inputs (its key in the results store). Seeds come from here:
+
+- ``data_seed`` depends on (config seed, dataset, noise type, rate, run) only, so every
+  method of a run sees the same split and the same noise;
+- ``method_seed`` also depends on the method, so methods draw independent randomness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lossval_odv.config import BenchmarkConfig
+
+GRID_VERSION = 1  # bump when a change alters what a cell computes, to invalidate old rows
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 31-bit seed from the SHA-256 of the parts' canonical JSON."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
+    return int.from_bytes(digest[:4], "little") % (2**31)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: values of one method on one noisy split, then its experiments."""
+
+    dataset: str
+    noise: str
+    rate: float
+    run: int
+    method: str
+    evaluator: str
+    params: dict[str, Any] = field(hash=False)
+    split: tuple[int, int, int]
+    data_seed: int
+    method_seed: int
+    experiments: dict[str, Any] = field(hash=False)
+    device: str = "cpu"
+    data_dir: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Content hash of everything that determines the result (not where data live)."""
+        payload = {k: v for k, v in asdict(self).items() if k != "data_dir"}
+        payload["grid_version"] = GRID_VERSION
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+    @property
+    def run_key(self) -> tuple[str, str, float, int]:
+        """Cells with the same run key share their noisy data."""
+        return (self.dataset, self.noise, self.rate, self.run)
+
+    def describe(self) -> str:
+        return f"{self.dataset}/{self.noise}@{self.rate:g}/run{self.run}/{self.method}"
+
+
+def expand(config: BenchmarkConfig) -> list[Cell]:
+    """All cells of a config, in a deterministic order (dataset-major)."""
+    split = (config.split.train, config.split.valid, config.split.test)
+    experiments = config.experiments.model_dump()
+    cells = []
+    for dataset in config.datasets:
+        for noise in config.noise_types:
+            for rate in config.noise_rates:
+                for run in range(config.runs):
+                    data_seed = derive_seed(config.seed, dataset, noise, rate, run)
+                    for method in config.methods:
+                        cells.append(
+                            Cell(
+                                dataset=dataset,
+                                noise=noise,
+                                rate=float(rate),
+                                run=run,
+                                method=method.name,
+                                evaluator=method.evaluator,
+                                params=dict(method.params),
+                                split=split,
+                                data_seed=data_seed,
+                                method_seed=derive_seed(data_seed, method.name),
+                                experiments=experiments,
+                                device=config.device,
+                                data_dir=config.data_dir,
+                            )
+                        )
+    return cells
+
+
+def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """The deterministic ``index``-th of ``count`` slices (by key), for job arrays."""
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard must be i/N with 0 <= i < N, got {index}/{count}")
+    return [c for c in cells if int(c.key, 16) % count == index]

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from opendataval.dataloader import DataFetcher, Register
 from opendataval.dataval import DataEvaluator
+from opendataval.dataval.margcontrib.sampler import GrTMCSampler, MonteCarloSampler, TMCSampler
 from opendataval.experiment.exper_methods import discover_corrupted_sample, noisy_detection
 from opendataval.model import ClassifierMLP, LogisticRegression, RegressionMLP
 from opendataval.model.api import RegressionSkLearnWrapper
@@ -117,11 +118,31 @@ def evaluation_model(kind: str, task: str, n_features: int, n_classes: int):
     return RegressionSkLearnWrapper(LinearRegression), {}
 
 
+# OpenDataVal evaluators that take a torch.device and default to the CPU
+TORCH_DEVICE_EVALUATORS = ("lavaevaluator", "dvrl")
+SAMPLERS = {"grtmc": GrTMCSampler, "tmc": TMCSampler, "montecarlo": MonteCarloSampler}
+
+
 def build_evaluator(cell: Cell, device: torch.device) -> DataEvaluator:
+    """The cell's evaluator from the registry, seeded by the cell.
+
+    A ``sampler`` parameter given as a mapping (``{kind: grtmc|tmc|montecarlo, ...}``)
+    becomes that OpenDataVal sampler (for DataShapley / BetaShapley budgets).
+    """
     cls = DataEvaluator.Evaluators[cell.evaluator]
     params = dict(cell.params)
+    if isinstance(params.get("sampler"), dict):
+        spec = dict(params["sampler"])
+        kind = spec.pop("kind", "grtmc")
+        if kind not in SAMPLERS:
+            raise ValueError(f"unknown sampler kind {kind!r}; allowed: {', '.join(SAMPLERS)}")
+        params["sampler"] = SAMPLERS[kind](
+            random_state=np.random.RandomState(cell.method_seed), **spec
+        )
     if cell.evaluator == "lossvalodv":
         params.setdefault("device", str(device))
+    elif cell.evaluator in TORCH_DEVICE_EVALUATORS:
+        params["device"] = torch.device(params.get("device", device))
     return cls(random_state=np.random.RandomState(cell.method_seed), **params)
 
 

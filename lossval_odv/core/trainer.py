@@ -112,6 +112,15 @@ def batch_diameters(
     return per_batch.cpu().tolist()
 
 
+def make_adam(params: list[torch.nn.Parameter], *, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel where this torch has it for the device (same update
+    rule, a third of the per-step time on CPU), else the default implementation."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError):  # torch < 2.4 has no fused CPU kernel
+        return torch.optim.Adam(params, lr=lr)
+
+
 def fit_lossval(
     x_train: object,
     y_train: object,
@@ -168,7 +177,7 @@ def fit_lossval(
             hidden_width=hidden_width,
         ).to(torch_device)
     weights = torch.nn.Parameter(torch.ones(len(x), device=torch_device))
-    optimizer = torch.optim.Adam([*model.parameters(), weights], lr=lr)
+    optimizer = make_adam([*model.parameters(), weights], lr=lr)
     ot = SinkhornOT()
 
     permutations = _epoch_permutations(len(x), epochs, seed + 1).to(torch_device)

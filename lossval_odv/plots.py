@@ -1,0 +1,205 @@
+"""Figures of a results store, as PNG files (matplotlib's Agg backend, no display needed).
+
+Every function takes the ``ok`` rows of the store's frame, with display method names,
+and a fixed method -> colour map so that a method has the same colour in every figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from lossval_odv.export import discovery_long, removal_long, write_atomic  # noqa: E402
+
+METRIC_LABELS = {"accuracy": "test accuracy", "neg_mse": "test negative MSE"}
+
+
+def method_colors(methods: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """A fixed colour per method, in method order (tab10, then tab20 for more methods)."""
+    palette = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
+    return {method: palette(i % palette.N) for i, method in enumerate(methods)}
+
+
+def save_figure(figure: Figure, path: Path) -> Path:
+    """Save ``figure`` as PNG to ``path`` atomically and close it."""
+    try:
+        return write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    finally:
+        plt.close(figure)
+
+
+def _sem(values: pd.Series) -> float:
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def _panels(count: int, width: float = 4.8) -> tuple[Figure, np.ndarray]:
+    figure, axes = plt.subplots(
+        1, count, figsize=(width * count, 4.2), squeeze=False, constrained_layout=True
+    )
+    return figure, axes[0]
+
+
+def plot_f1_by_rate(
+    frame: pd.DataFrame, task: str, colors: dict[str, tuple[float, ...]], path: Path
+) -> Path:
+    """Mean detection F1 (± SEM over datasets and runs) against noise rate, one panel per noise.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        ``ok`` rows of one or more tasks.
+    task : str
+        The task plotted.
+    colors : dict
+        Method -> colour; also fixes the legend order.
+    path : Path
+        Output PNG.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    cells = frame[frame["task"] == task]
+    noises = sorted(cells["noise"].unique())
+    figure, axes = _panels(len(noises))
+    for axis, noise in zip(axes, noises, strict=True):
+        subset = cells[cells["noise"] == noise]
+        for method in [m for m in colors if m in set(subset["method"])]:
+            stats = subset[subset["method"] == method].groupby("rate")["f1"].agg(["mean", _sem])
+            axis.errorbar(
+                stats.index,
+                stats["mean"],
+                yerr=stats["_sem"],
+                label=method,
+                color=colors[method],
+                marker="o",
+                capsize=3,
+            )
+        axis.set(title=f"{noise} noise", xlabel="noise rate", ylabel="detection F1")
+        axis.grid(alpha=0.3)
+    axes[0].legend(title="method", fontsize="small")
+    figure.suptitle(f"Noisy-sample detection F1, {task} (mean ± SEM over datasets and runs)")
+    return save_figure(figure, path)
+
+
+def plot_removal(
+    frame: pd.DataFrame,
+    task: str,
+    model: str,
+    colors: dict[str, tuple[float, ...]],
+    path: Path,
+) -> Path:
+    """Point-removal curves of one task and evaluation model, mean over datasets and runs.
+
+    Left panel: removing the highest-valued points first (a good valuation drops fast);
+    right panel: the lowest-valued first (a good valuation holds or rises).
+    """
+    curves = removal_long(frame[frame["task"] == task])
+    curves = curves[curves["model"] == model]
+    metric = METRIC_LABELS.get(curves["metric"].iloc[0], "test score") if len(curves) else ""
+    figure, axes = _panels(2)
+    for axis, column, title in zip(
+        axes,
+        ("remove_high", "remove_low"),
+        ("highest-valued removed first", "lowest-valued removed first"),
+        strict=True,
+    ):
+        for method in [m for m in colors if m in set(curves["method"])]:
+            mean = curves[curves["method"] == method].groupby("fraction_removed")[column].mean()
+            axis.plot(mean.index, mean.to_numpy(), label=method, color=colors[method])
+        axis.set(title=title, xlabel="fraction of training points removed", ylabel=metric)
+        axis.grid(alpha=0.3)
+    axes[0].legend(title="method", fontsize="small")
+    figure.suptitle(f"Point removal, {task} ({model} model; mean over datasets, noise, runs)")
+    return save_figure(figure, path)
+
+
+def plot_discovery(
+    frame: pd.DataFrame, task: str, colors: dict[str, tuple[float, ...]], path: Path
+) -> Path:
+    """Share of noisy points found among the lowest-valued ones, one panel per noise type."""
+    curves = discovery_long(frame[frame["task"] == task])
+    noises = sorted(curves["noise"].unique())
+    figure, axes = _panels(max(len(noises), 1))
+    for axis, noise in zip(axes, noises, strict=False):
+        subset = curves[curves["noise"] == noise]
+        for method in [m for m in colors if m in set(subset["method"])]:
+            mean = subset[subset["method"] == method].groupby("fraction_inspected")["found"].mean()
+            axis.plot(mean.index, mean.to_numpy(), label=method, color=colors[method])
+        axis.set(
+            title=f"{noise} noise",
+            xlabel="fraction of training points inspected (lowest value first)",
+            ylabel="fraction of noisy points found",
+        )
+        axis.grid(alpha=0.3)
+    axes[0].legend(title="method", fontsize="small")
+    figure.suptitle(f"Corruption discovery, {task} (mean over datasets, rates and runs)")
+    return save_figure(figure, path)
+
+
+def plot_runtime(frame: pd.DataFrame, colors: dict[str, tuple[float, ...]], path: Path) -> Path:
+    """Mean valuation seconds per cell, per method and task (horizontal bars, log scale)."""
+    tasks = sorted(frame["task"].unique())
+    methods = [m for m in colors if m in set(frame["method"])]
+    means = frame.groupby(["method", "task"])["seconds"].mean()
+    figure, axis = plt.subplots(figsize=(7, 0.5 + 0.45 * len(methods) * len(tasks)))
+    height = 0.8 / len(tasks)
+    positions = np.arange(len(methods))
+    for offset, (task, hatch) in enumerate(zip(tasks, ["", "//", "..", "xx"], strict=False)):
+        seconds = [means.get((m, task), np.nan) for m in methods]
+        axis.barh(
+            positions + offset * height,
+            np.clip(seconds, 1e-6, None),
+            height=height,
+            color=[colors[m] for m in methods],
+            hatch=hatch,
+            edgecolor="black",
+            label=task,
+        )
+    axis.set_yticks(positions + height * (len(tasks) - 1) / 2, methods)
+    axis.invert_yaxis()
+    axis.set_xscale("log")
+    axis.set(xlabel="valuation wall time per cell (s, log scale)", title="Runtime per method")
+    axis.grid(axis="x", alpha=0.3, which="both")
+    axis.legend(title="task (hatch)", fontsize="small")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def make_figures(frame: pd.DataFrame, methods: Sequence[str], figures_dir: Path) -> dict[str, Path]:
+    """Every figure of the report; returns name -> PNG path.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        ``ok`` rows with display method names and decoded curves.
+    methods : sequence of str
+        Method order; fixes the colours.
+    figures_dir : Path
+        Output directory.
+    """
+    colors = method_colors(methods)
+    figures = {}
+    for task in sorted(frame["task"].unique()):
+        cells = frame[frame["task"] == task]
+        name = f"f1_by_rate_{task}"
+        figures[name] = plot_f1_by_rate(frame, task, colors, figures_dir / f"{name}.png")
+        models = sorted(removal_long(cells)["model"].unique())
+        for model in models:
+            name = f"removal_{model}_{task}"
+            figures[name] = plot_removal(frame, task, model, colors, figures_dir / f"{name}.png")
+        if any("discovery" in curves for curves in cells["curves"]):
+            name = f"discovery_{task}"
+            figures[name] = plot_discovery(frame, task, colors, figures_dir / f"{name}.png")
+    figures["runtime"] = plot_runtime(frame, colors, figures_dir / "runtime.png")
+    return figures

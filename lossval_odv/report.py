@@ -1,0 +1,330 @@
+"""The run report: exports, figures and ``report.md`` with the paper's claims checked.
+
+:func:`build_report` reads a results store and writes, under the output directory,
+``results/`` (paper-layout CSVs), ``tables/`` (mean ± SEM, CSV and markdown),
+``figures/`` (PNG) and ``report.md``. Every number in the report is computed from the
+store; the claims section states for each claim of PROTOCOL.md whether it holds here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from lossval_odv import export
+from lossval_odv.config import BenchmarkConfig
+from lossval_odv.plots import make_figures
+from lossval_odv.store import ResultStore
+
+LOSSVAL = "lossvalodv"
+LAVA = "lavaevaluator"
+RANDOM = "randomevaluator"
+# OpenDataVal evaluators that refit the prediction model many times (PROTOCOL.md budgets).
+RETRAINING = (
+    "dataoob",
+    "ame",
+    "databanzhaf",
+    "influencesubsample",
+    "leaveoneout",
+    "datashapley",
+    "betashapley",
+    "dvrl",
+)
+HOLDS, FAILS = "holds", "does not hold"
+MIN_SPEEDUP = 10.0  # "one to two orders of magnitude"
+STALE_SUFFIXES = (".csv", ".md", ".png")  # earlier report outputs removed on a rebuild
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """One claim checked on one task: what was computed and the verdict."""
+
+    claim: str
+    task: str
+    evidence: str
+    verdict: str
+
+
+def _untestable(reason: str) -> str:
+    return f"not testable with this run ({reason})"
+
+
+def _lossval_methods(frame: pd.DataFrame) -> list[str]:
+    return sorted(frame.loc[frame["evaluator"] == LOSSVAL, "method"].unique())
+
+
+def _means(cells: pd.DataFrame, value: str) -> pd.Series:
+    return cells.groupby("method")[value].mean().dropna().sort_values(ascending=False)
+
+
+def _fmt(ranking: pd.Series, top: int = 3) -> str:
+    return ", ".join(f"{m} {v:.3g}" for m, v in ranking.head(top).items())
+
+
+def check_best_detector(
+    frame: pd.DataFrame, noise: str, evaluators: Sequence[str], who: str
+) -> list[ClaimCheck]:
+    """Is the method with the highest mean F1 on ``noise`` one of ``evaluators``? Per task."""
+    claim = f"{who} is best on {noise}-noise detection (highest mean F1)"
+    tasks = sorted(frame["task"].unique())
+    candidates = set(frame.loc[frame["evaluator"].isin(evaluators), "method"])
+    checks = []
+    for task in tasks:
+        cells = frame[(frame["task"] == task) & (frame["noise"] == noise)]
+        ranking = _means(cells, "f1")
+        if not candidates:
+            verdict = _untestable(f"no {who} method")
+        elif ranking.empty:
+            verdict = _untestable(f"no {noise}-noise cells")
+        elif len(ranking) < 2:
+            verdict = _untestable("only one method")
+        else:
+            verdict = HOLDS if ranking.index[0] in candidates else FAILS
+        evidence = f"mean F1: {_fmt(ranking)}" if len(ranking) else "–"
+        checks.append(ClaimCheck(claim, task, evidence, verdict))
+    return checks
+
+
+def _epochs(frame: pd.DataFrame, method: str) -> int:
+    params = json.loads(frame.loc[frame["method"] == method, "params"].iloc[0])
+    return int(params.get("epochs", 5))  # LossValODV's default
+
+
+def check_longer_training(frame: pd.DataFrame) -> list[ClaimCheck]:
+    """Does the LossVal variant with the most epochs beat the one with the fewest on label noise?"""
+    claim = "LossVal with more epochs (30) beats fewer (5) on label-noise detection"
+    methods = _lossval_methods(frame)
+    checks = []
+    for task in sorted(frame["task"].unique()):
+        cells = frame[(frame["task"] == task) & (frame["noise"] == "label")]
+        means = _means(cells, "f1")
+        present = [m for m in methods if m in means.index]
+        by_epochs = sorted(present, key=lambda m: _epochs(frame, m))
+        if len(by_epochs) < 2 or _epochs(frame, by_epochs[0]) == _epochs(frame, by_epochs[-1]):
+            evidence = f"LossVal methods with label-noise results: {present or 'none'}"
+            verdict = _untestable("needs two LossVal methods with different epochs")
+        else:
+            short, long = by_epochs[0], by_epochs[-1]
+            evidence = (
+                f"mean F1 {long} ({_epochs(frame, long)} epochs) {means[long]:.3g} vs "
+                f"{short} ({_epochs(frame, short)} epochs) {means[short]:.3g}"
+            )
+            verdict = HOLDS if means[long] > means[short] else FAILS
+        checks.append(ClaimCheck(claim, task, evidence, verdict))
+    return checks
+
+
+def check_removal(frame: pd.DataFrame) -> list[ClaimCheck]:
+    """Is the best LossVal method competitive (top half) but not first in point removal?
+
+    Methods are ranked per task by the mean gap between the test score after removing the
+    20% lowest-valued and the 20% highest-valued points (the first removal model present).
+    """
+    claim = (
+        "LossVal is competitive (ranked in the top half) but not the best in point removal "
+        f"(mean score gap, {export.REMOVAL_FRACTION:.0%} lowest vs highest removed)"
+    )
+    scores = export.removal_scores(frame)
+    methods = _lossval_methods(frame)
+    checks = []
+    for task in sorted(frame["task"].unique()):
+        cells = scores[scores["task"] == task]
+        if cells.empty or not methods:
+            reason = "no LossVal method" if not methods else "no point-removal results"
+            checks.append(ClaimCheck(claim, task, "–", _untestable(reason)))
+            continue
+        cells = cells[cells["model"] == sorted(cells["model"].unique())[0]]
+        ranking = _means(cells, "gap")
+        ranks = {m: i + 1 for i, m in enumerate(ranking.index)}
+        best = min((m for m in methods if m in ranks), key=ranks.get)
+        half = (len(ranking) + 1) // 2
+        evidence = (
+            f"{best} ranks {ranks[best]} of {len(ranking)} (model {cells['model'].iloc[0]}); "
+            f"top: {_fmt(ranking)}"
+        )
+        if len(ranking) < 3:
+            verdict = _untestable("needs at least three methods")
+        else:
+            verdict = HOLDS if 1 < ranks[best] <= half else FAILS
+        checks.append(ClaimCheck(claim, task, evidence, verdict))
+    return checks
+
+
+def check_runtime(frame: pd.DataFrame) -> list[ClaimCheck]:
+    """Is every LossVal method at least 10x faster than the slowest retraining-based method?"""
+    claim = (
+        "One LossVal run costs one to two orders of magnitude less than retraining-based "
+        f"methods (at least {MIN_SPEEDUP:g}x faster than the slowest one present)"
+    )
+    methods = _lossval_methods(frame)
+    retraining = set(frame.loc[frame["evaluator"].isin(RETRAINING), "method"])
+    checks = []
+    for task in sorted(frame["task"].unique()):
+        seconds = _means(frame[frame["task"] == task], "seconds")
+        lossval = [m for m in methods if m in seconds.index]
+        slow = [m for m in seconds.index if m in retraining]
+        if not lossval or not slow:
+            missing = "no LossVal method" if not lossval else "no retraining-based method"
+            checks.append(ClaimCheck(claim, task, "–", _untestable(missing)))
+            continue
+        slowest = slow[0]
+        ratios = {m: seconds[slowest] / seconds[m] for m in lossval}
+        evidence = f"{slowest} {seconds[slowest]:.3g} s per cell; " + ", ".join(
+            f"{m} {seconds[m]:.3g} s ({ratio:.1f}x faster)" for m, ratio in ratios.items()
+        )
+        verdict = HOLDS if min(ratios.values()) >= MIN_SPEEDUP else FAILS
+        checks.append(ClaimCheck(claim, task, evidence, verdict))
+    return checks
+
+
+def check_claims(frame: pd.DataFrame) -> list[ClaimCheck]:
+    """Every claim of PROTOCOL.md's "What the paper claims", checked on the ``ok`` rows."""
+    return [
+        *check_best_detector(frame, "label", [LOSSVAL], "LossVal"),
+        *check_best_detector(frame, "mixed", [LOSSVAL], "LossVal"),
+        *check_best_detector(frame, "feature", [LAVA], "LAVA"),
+        *check_longer_training(frame),
+        *check_removal(frame),
+        *check_runtime(frame),
+    ]
+
+
+def claims_markdown(checks: Sequence[ClaimCheck]) -> str:
+    """The claims as a markdown table: claim, task, evidence, verdict."""
+    lines = ["| claim | task | evidence | verdict |", "|---|---|---|---|"]
+    for check in checks:
+        verdict = f"**{check.verdict}**" if check.verdict in (HOLDS, FAILS) else check.verdict
+        lines.append(f"| {check.claim} | {check.task} | {check.evidence} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def _versions(frame: pd.DataFrame) -> dict[str, list[str]]:
+    seen: dict[str, set[str]] = {}
+    for text in frame["versions"].dropna():
+        for library, version in json.loads(text).items():
+            seen.setdefault(library, set()).add(str(version))
+    return {library: sorted(versions) for library, versions in sorted(seen.items())}
+
+
+def metadata_markdown(
+    config: BenchmarkConfig, frame: pd.DataFrame, store_path: Path, methods: Sequence[str]
+) -> str:
+    """Run metadata: config, cell counts, datasets, methods, versions, devices, compute time."""
+    ok = frame[frame["status"] == "ok"]
+    datasets = frame[["task", "dataset"]].drop_duplicates().sort_values(["task", "dataset"])
+    versions = "; ".join(f"{lib} {', '.join(v)}" for lib, v in _versions(frame).items())
+    lines = [
+        f"- config: `{config.name}`; store: `{store_path}`",
+        f"- cells: {len(frame)} ({len(ok)} ok, {len(frame) - len(ok)} failed)",
+        "- datasets: " + ", ".join(f"{d} ({t})" for t, d in datasets.itertuples(index=False)),
+        f"- noise types: {', '.join(sorted(frame['noise'].unique()))}; noise rates: "
+        + ", ".join(f"{r:g}" for r in sorted(frame["rate"].unique()))
+        + f"; runs per setting: {frame['run'].nunique()}",
+        f"- methods: {', '.join(methods)}",
+        f"- devices: {', '.join(sorted(frame['device'].dropna().unique()))}",
+        f"- library versions: {versions or '–'}",
+        f"- compute time: {frame['total_seconds'].sum():.1f} s in cells, of which "
+        f"{frame['seconds'].sum():.1f} s valuation",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def failed_markdown(failed: pd.DataFrame) -> str:
+    """The failed cells with the first line of their error, or a line saying there are none."""
+    if failed.empty:
+        return "No failed cells.\n"
+    lines = ["| dataset | noise | rate | run | method | error |", "|---|---|---:|---:|---|---|"]
+    for row in failed.sort_values(["dataset", "noise", "rate", "run", "method"]).itertuples():
+        reason = row.reason.replace("|", "\\|")
+        lines.append(
+            f"| {row.dataset} | {row.noise} | {row.rate:g} | {row.run} | {row.method} | {reason} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _figures_markdown(figures: dict[str, Path], output_dir: Path) -> str:
+    return "\n".join(
+        f"![{name}]({path.relative_to(output_dir).as_posix()})\n" for name, path in figures.items()
+    )
+
+
+def _tables_markdown(summaries: Sequence[export.Summary]) -> str:
+    main = [s for s in summaries if not s.name.startswith(("f1_by_rate", "detection_au"))]
+    return "\n".join(s.to_markdown() for s in main)
+
+
+def build_report(
+    config: BenchmarkConfig, *, store_path: str | Path, output_dir: str | Path
+) -> dict[str, Path]:
+    """Write exports, tables, figures and ``report.md`` for a results store.
+
+    Parameters
+    ----------
+    config : BenchmarkConfig
+        The benchmark's config (name, method display labels and order).
+    store_path : str or Path
+        The results store.
+    output_dir : str or Path
+        Where ``results/``, ``tables/``, ``figures/`` and ``report.md`` go. Files of an
+        earlier report are overwritten, and its CSV, markdown and PNG files there that this
+        report does not produce are removed.
+
+    Returns
+    -------
+    dict of str to Path
+        ``report``, ``tables``, ``figures`` and ``results`` (directories except the first).
+
+    Raises
+    ------
+    ValueError
+        If the store holds no cells.
+    """
+    store_path, output_dir = Path(store_path), Path(output_dir)
+    frame = ResultStore(store_path).frame(with_curves=True)
+    if frame.empty:
+        raise ValueError(f"results store {store_path} holds no cells; nothing to report")
+    frame = export.with_display_names(frame, config)
+    methods = export.method_order(frame, config)
+    ok = export.ok_rows(frame)
+    paths = {
+        "results": output_dir / "results",
+        "tables": output_dir / "tables",
+        "figures": output_dir / "figures",
+        "report": output_dir / "report.md",
+    }
+    for key in ("results", "tables", "figures"):
+        paths[key].mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    sections = [
+        f"# LossVal benchmark report: {config.name}\n",
+        "## Run\n",
+        metadata_markdown(config, frame, store_path, methods),
+    ]
+    if ok.empty:
+        sections.append("No cell finished successfully: no tables, figures or claims.\n")
+    else:
+        written += export.export_paper_layout(ok, paths["results"], methods)
+        summaries = export.all_summaries(ok, methods)
+        written += export.write_summaries(summaries, paths["tables"])
+        figures = make_figures(ok, methods, paths["figures"])
+        written += list(figures.values())
+        sections += [
+            "## Paper claims vs this run\n",
+            claims_markdown(check_claims(ok)),
+            "## Tables\n",
+            "All tables (also per noise rate, AUROC and AUPRC) are in `tables/` as CSV and "
+            "markdown; per-dataset paper-layout CSVs are in `results/`. The best method of "
+            "each column is in bold.\n",
+            _tables_markdown(summaries),
+            "## Figures\n",
+            _figures_markdown(figures, output_dir),
+        ]
+    sections += ["## Failed cells\n", failed_markdown(export.failed_rows(frame))]
+    export.write_text(paths["report"], "\n".join(sections))
+    for key in ("results", "tables", "figures"):
+        export.remove_stale(paths[key], written, STALE_SUFFIXES)
+    return paths

@@ -1,0 +1,302 @@
+"""The results layer on a synthetic store: exports, tables, figures, claims, report."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lossval_odv.cell import CellResult
+from lossval_odv.config import BenchmarkConfig, parse_config
+from lossval_odv.export import Summary
+from lossval_odv.grid import Cell
+from lossval_odv.report import build_report
+from lossval_odv.store import ResultStore
+
+DATASETS = {"iris": "classification", "diabetes": "regression"}
+NOISES = ("label", "feature")
+RATES = (0.1, 0.2)
+RUNS = (0, 1)
+# method -> (evaluator, base F1 on label noise, seconds per cell)
+METHODS = {
+    "lossval": ("lossvalodv", 0.8, 1.0),
+    "knn": ("knnshapley", 0.5, 0.1),
+    "oob": ("dataoob", 0.3, 60.0),
+}
+AXIS = [i / 20 for i in range(20)]
+
+
+def _config() -> BenchmarkConfig:
+    return parse_config(
+        {
+            "name": "synthetic",
+            "datasets": list(DATASETS),
+            "noise_types": list(NOISES),
+            "noise_rates": list(RATES),
+            "runs": len(RUNS),
+            "methods": [
+                {"name": name, "evaluator": evaluator}
+                for name, (evaluator, _, _) in METHODS.items()
+            ],
+        }
+    )
+
+
+def _cell(dataset: str, noise: str, rate: float, run: int, method: str) -> Cell:
+    return Cell(
+        dataset=dataset,
+        noise=noise,
+        rate=rate,
+        run=run,
+        method=method,
+        evaluator=METHODS[method][0],
+        params={},
+        split=(100, 10, 100),
+        data_seed=run,
+        method_seed=run,
+        experiments={},
+    )
+
+
+def f1_value(method: str, noise: str, rate: float, run: int, *, flip: bool) -> float:
+    """The planted F1: LossVal best on label noise (worst when ``flip``), knn on feature."""
+    base = METHODS[method][1]
+    if flip and method == "lossval":
+        base = 0.1
+    if noise == "feature":
+        base = {"lossval": 0.3, "knn": 0.6, "oob": 0.2}[method]
+    return base + 0.05 * run + 0.1 * rate
+
+
+def _curves(method: str) -> dict:
+    strength = {"lossval": 0.2, "knn": 0.1, "oob": 0.0}[method]
+    axis = np.array(AXIS)
+    return {
+        "discovery": {"axis": AXIS + [1.0], "found": list(np.linspace(0, 1, 21) ** 0.5)},
+        "removal_paper": {
+            "axis": AXIS,
+            "remove_low": list(0.8 + strength * axis),
+            "remove_high": list(0.8 - strength * axis),
+            "metric": "accuracy",
+        },
+    }
+
+
+def fill_store(path: Path, *, flip: bool = False, failed: bool = True) -> ResultStore:
+    """A store with every cell of the synthetic grid, plus one failed cell."""
+    store = ResultStore(path)
+    for dataset, task in DATASETS.items():
+        for noise in NOISES:
+            for rate in RATES:
+                for run in RUNS:
+                    for method in METHODS:
+                        cell = _cell(dataset, noise, rate, run, method)
+                        f1 = f1_value(method, noise, rate, run, flip=flip)
+                        result = CellResult(
+                            key=cell.key,
+                            cell=cell,
+                            status="ok",
+                            task=task,
+                            metrics={"f1": f1, "auroc": f1, "auprc": f1 / 2},
+                            curves=_curves(method),
+                            seconds=METHODS[method][2] * (1 + 0.1 * run),
+                            total_seconds=METHODS[method][2] * 2,
+                            versions={"numpy": np.__version__},
+                        )
+                        store.add(result, config="synthetic")
+    if failed:
+        cell = _cell("iris", "label", 0.3, 0, "knn")
+        result = CellResult(
+            key=cell.key,
+            cell=cell,
+            status="failed",
+            task="classification",
+            error="RuntimeError: planted failure\nTraceback (most recent call last): ...",
+        )
+        store.add(result, config="synthetic")
+    return store
+
+
+@pytest.fixture()
+def report(tmp_path: Path) -> dict[str, Path]:
+    store = fill_store(tmp_path / "store.sqlite")
+    return build_report(_config(), store_path=store.path, output_dir=tmp_path / "out")
+
+
+def _markdown_table(path: Path) -> pd.DataFrame:
+    rows = [line for line in path.read_text().splitlines() if line.startswith("| ")]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    return pd.DataFrame(cells[1:], columns=cells[0]).set_index("method")
+
+
+def _claim_rows(report_path: Path, claim_start: str, task: str) -> list[str]:
+    return [
+        line
+        for line in report_path.read_text().splitlines()
+        if line.startswith(f"| {claim_start}") and f"| {task} |" in line
+    ]
+
+
+def test_paper_layout_exports(report: dict[str, Path]) -> None:
+    folder = report["results"] / "classification" / "iris"
+    for noise in NOISES:
+        for metric in ("f1", "auroc", "auprc"):
+            scores = pd.read_csv(folder / f"{noise}_{metric}_scores.csv")
+            assert list(scores.columns) == ["noise_rate", "run", *METHODS]
+            assert len(scores) == len(RATES) * len(RUNS)
+        removal = pd.read_csv(folder / f"{noise}_remove_high_low_results.csv")
+        assert list(removal.columns) == [
+            "method",
+            "noise_rate",
+            "run",
+            "model",
+            "fraction_removed",
+            "remove_low",
+            "remove_high",
+        ]
+        assert len(removal) == len(METHODS) * len(RATES) * len(RUNS) * len(AXIS)
+        discovery = pd.read_csv(folder / f"{noise}_corruption_discovery_results.csv")
+        assert list(discovery.columns) == [
+            "method",
+            "noise_rate",
+            "run",
+            "fraction_inspected",
+            "found",
+        ]
+        assert len(discovery) == len(METHODS) * len(RATES) * len(RUNS) * (len(AXIS) + 1)
+    assert (report["results"] / "regression" / "diabetes" / "label_f1_scores.csv").is_file()
+    scores = pd.read_csv(folder / "label_f1_scores.csv")
+    first = scores[(scores["noise_rate"] == 0.2) & (scores["run"] == 1)]
+    assert first["lossval"].item() == pytest.approx(
+        f1_value("lossval", "label", 0.2, 1, flip=False)
+    )
+
+
+def test_summary_tables_exist(report: dict[str, Path]) -> None:
+    names = [
+        "detection_f1",
+        "detection_auroc",
+        "detection_auprc",
+        "f1_by_rate_classification_label",
+        "f1_by_rate_regression_feature",
+        "f1_by_dataset_label",
+        "runtime",
+        "removal_paper",
+    ]
+    for name in names:
+        assert (report["tables"] / f"{name}.csv").is_file()
+        assert (report["tables"] / f"{name}.md").is_file()
+    assert (
+        "SEM = sample std (ddof=1) / sqrt(n)" in (report["tables"] / "detection_f1.md").read_text()
+    )
+
+
+def test_mean_sem_matches_hand_computation(report: dict[str, Path]) -> None:
+    values = np.array(
+        [f1_value("lossval", "label", r, run, flip=False) for r in RATES for run in RUNS]
+    )
+    mean = values.sum() / len(values)
+    sem = math.sqrt(((values - mean) ** 2).sum() / (len(values) - 1)) / math.sqrt(len(values))
+    table = pd.read_csv(report["tables"] / "detection_f1.csv", index_col="method")
+    assert table.at["lossval", "classification / label mean"] == pytest.approx(mean)
+    assert table.at["lossval", "classification / label sem"] == pytest.approx(sem)
+    assert table.at["lossval", "classification / label n"] == len(values)
+    markdown = _markdown_table(report["tables"] / "detection_f1.md")
+    assert markdown.at["lossval", "classification / label"] == f"**{mean:.3f} ± {sem:.3f}**"
+
+
+def test_best_method_is_bold(report: dict[str, Path]) -> None:
+    markdown = _markdown_table(report["tables"] / "detection_f1.md")
+    for column, best in [("classification / label", "lossval"), ("regression / feature", "knn")]:
+        bold = [m for m in markdown.index if markdown.at[m, column].startswith("**")]
+        assert bold == [best]
+    runtime = _markdown_table(report["tables"] / "runtime.md")  # lower is better
+    assert [m for m in runtime.index if runtime.at[m, "classification"].startswith("**")] == ["knn"]
+
+
+def test_summary_best_respects_direction() -> None:
+    frame = pd.DataFrame({"a": [1.0, 3.0], "b": [1.0, 3.0]}, index=["x", "y"])
+    summary = Summary("t", "t", frame, frame * 0, frame * 0 + 2, {"a": True, "b": False})
+    assert summary.best() == {"a": "y", "b": "x"}
+
+
+def test_claims_hold_for_planted_method(report: dict[str, Path]) -> None:
+    for task in DATASETS.values():
+        rows = _claim_rows(report["report"], "LossVal is best on label-noise", task)
+        assert len(rows) == 1 and rows[0].endswith("| **holds** |")
+        runtime = _claim_rows(report["report"], "One LossVal run costs", task)
+        assert runtime[0].endswith("| **holds** |")
+    epochs = _claim_rows(report["report"], "LossVal with more epochs", "classification")
+    assert "not testable with this run" in epochs[0]
+    lava = _claim_rows(report["report"], "LAVA is best", "classification")
+    assert "not testable with this run (no LAVA method)" in lava[0]
+
+
+def test_claims_do_not_hold_when_flipped(tmp_path: Path) -> None:
+    store = fill_store(tmp_path / "store.sqlite", flip=True)
+    paths = build_report(_config(), store_path=store.path, output_dir=tmp_path / "out")
+    for task in DATASETS.values():
+        rows = _claim_rows(paths["report"], "LossVal is best on label-noise", task)
+        assert len(rows) == 1 and rows[0].endswith("| **does not hold** |")
+
+
+def test_figures_are_png(report: dict[str, Path]) -> None:
+    figures = sorted(report["figures"].glob("*.png"))
+    names = {f.stem for f in figures}
+    for task in DATASETS.values():
+        assert {f"f1_by_rate_{task}", f"removal_paper_{task}", f"discovery_{task}"} <= names
+    assert "runtime" in names
+    for figure in figures:
+        data = figure.read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
+    text = report["report"].read_text()
+    assert "](figures/runtime.png)" in text
+
+
+def test_report_lists_run_and_failed_cells(report: dict[str, Path]) -> None:
+    text = report["report"].read_text()
+    ok = len(DATASETS) * len(NOISES) * len(RATES) * len(RUNS) * len(METHODS)
+    assert f"cells: {ok + 1} ({ok} ok, 1 failed)" in text
+    failed = text.split("## Failed cells", 1)[1]
+    assert "| iris | label | 0.3 | 0 | knn | RuntimeError: planted failure |" in failed
+    assert "Traceback" not in failed
+    assert "config: `synthetic`" in text and "numpy " + np.__version__ in text
+
+
+def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "empty.sqlite"
+    with pytest.raises(ValueError, match="empty.sqlite.*no cells"):
+        build_report(_config(), store_path=path, output_dir=tmp_path / "out")
+    store = ResultStore(path)  # a store file that exists but holds no rows
+    cell = _cell("iris", "label", 0.1, 0, "knn")
+    store.add(
+        CellResult(key=cell.key, cell=cell, status="failed", task="classification"), config="x"
+    )
+    store.forget_failed()
+    assert path.is_file() and store.count() == 0
+    with pytest.raises(ValueError, match="empty.sqlite.*no cells"):
+        build_report(_config(), store_path=path, output_dir=tmp_path / "out")
+
+
+def test_rerun_overwrites_cleanly(tmp_path: Path) -> None:
+    store = fill_store(tmp_path / "store.sqlite", failed=False)
+    out = tmp_path / "out"
+    first = build_report(_config(), store_path=store.path, output_dir=out)
+    before = first["report"].read_text()
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    second = build_report(_config(), store_path=store.path, output_dir=out)
+    assert second["report"].read_text() == before
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files
+    assert not list(out.rglob("*.tmp"))
+    stale = out / "results" / "classification" / "gone" / "label_f1_scores.csv"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("left over from an earlier report")
+    notes = out / "tables" / "notes.txt"
+    notes.write_text("not a report output")
+    fill_store(store.path, failed=True)  # one more (failed) cell in the store
+    third = build_report(_config(), store_path=store.path, output_dir=out)
+    assert "1 failed" in third["report"].read_text()
+    assert not stale.parent.exists() and notes.exists()

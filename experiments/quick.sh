@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The README's main job: configs/quick.yaml -> results/quick/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export LOSSVAL_ODV_DATA="${LOSSVAL_ODV_DATA:-../shared/datasets}"
+.venv/bin/lossval-odv run configs/quick.yaml "$@"

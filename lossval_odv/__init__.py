@@ -9,9 +9,10 @@ from lossval_odv import compat
 
 compat.install()
 
+from lossval_odv import datasets  # noqa: E402  (registers the 12 benchmark datasets)
 from lossval_odv.core import fit_lossval  # noqa: E402
 from lossval_odv.evaluators import LossValODV  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["LossValODV", "__version__", "compat", "fit_lossval"]
+__all__ = ["LossValODV", "__version__", "compat", "datasets", "fit_lossval"]

@@ -165,8 +165,27 @@ def _as_float(value: Any) -> Any:
     return float(value)
 
 
-def compute_cell(cell: Cell) -> CellResult:
-    """Compute one cell; a failing evaluator gives a ``failed`` result with its error."""
+@dataclass(frozen=True)
+class Valuation:
+    """Data values computed outside the cell, e.g. by the batched LossVal trainer."""
+
+    values: np.ndarray
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _ValuesOnly:
+    """What OpenDataVal's experiment functions need of an evaluator: its values."""
+
+    data_values: np.ndarray
+
+
+def compute_cell(cell: Cell, *, precomputed: Valuation | None = None) -> CellResult:
+    """Compute one cell; a failing evaluator gives a ``failed`` result with its error.
+
+    With ``precomputed`` values the valuation step is skipped and only the experiments
+    run (the values must come from this cell's data and seed).
+    """
     start = time.perf_counter()
     device = torch.device(
         cell.device if cell.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -181,10 +200,24 @@ def compute_cell(cell: Cell) -> CellResult:
         versions=versions(),
     )
     try:
-        fetcher = make_fetcher(cell)
-        x_train, y_train, *_ = fetcher.datapoints
-        n_features = int(np.prod(fetcher.covar_dim))
-        n_classes = int(fetcher.label_dim[0]) if task == "classification" else 1
+        with compat.quiet_upstream():
+            _value_and_evaluate(cell, device, result, precomputed)
+        result.status = "ok"
+    except Exception as exc:  # recorded, not fatal to the grid
+        result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+    result.total_seconds = time.perf_counter() - start
+    return result
+
+
+def _value_and_evaluate(
+    cell: Cell, device: torch.device, result: CellResult, precomputed: Valuation | None
+) -> None:
+    fetcher = make_fetcher(cell)
+    x_train, *_ = fetcher.datapoints
+    task = result.task
+    n_features = int(np.prod(fetcher.covar_dim))
+    n_classes = int(fetcher.label_dim[0]) if task == "classification" else 1
+    if precomputed is None:
         evaluator = build_evaluator(cell, device)
         torch.manual_seed(cell.method_seed)  # baselines draw from torch's global generator
         t0 = time.perf_counter()
@@ -196,18 +229,16 @@ def compute_cell(cell: Cell) -> CellResult:
         )
         values = np.asarray(evaluator.data_values, dtype=np.float64).reshape(-1)
         result.seconds = time.perf_counter() - t0
-        if len(values) != len(x_train):
-            raise ValueError(
-                f"{cell.evaluator} returned {len(values)} values for {len(x_train)} points"
-            )
-        result.values = values
-        result.noisy_indices = np.asarray(fetcher.noisy_train_indices, dtype=np.int64)
-        _run_experiments(cell, evaluator, fetcher, task, n_features, n_classes, result)
-        result.status = "ok"
-    except Exception as exc:  # recorded, not fatal to the grid
-        result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
-    result.total_seconds = time.perf_counter() - start
-    return result
+    else:
+        values, result.seconds = precomputed.values, precomputed.seconds
+        evaluator = _ValuesOnly(values)
+    if len(values) != len(x_train):
+        raise ValueError(
+            f"{cell.evaluator} returned {len(values)} values for {len(x_train)} points"
+        )
+    result.values = values
+    result.noisy_indices = np.asarray(fetcher.noisy_train_indices, dtype=np.int64)
+    _run_experiments(cell, evaluator, fetcher, task, n_features, n_classes, result)
 
 
 def _run_experiments(cell, evaluator, fetcher, task, n_features, n_classes, result) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -56,9 +55,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return prefetch_main(argv[1:])
     args = _parser().parse_args(argv)
-    # OpenDataVal's evaluators draw their own tqdm bars per cell; keep only ours.
-    os.environ.setdefault("TQDM_DISABLE", "1")
-
     import lossval_odv  # noqa: F401  (compatibility layer, registries)
     from lossval_odv.config import load_config
 

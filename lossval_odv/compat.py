@@ -14,7 +14,9 @@ on the modern stack and fix, openly, the few places where that breaks:
    its ``axis`` when the training size is not a multiple of ``round(0.05 * n)``, which
    breaks ``ExperimentMediator.evaluate``. :func:`remove_high_low` here calls the
    upstream function and trims the curves to the axis it reports.
-4. ``ExperimentMediator.compute_data_values`` turns evaluator errors into warnings
+4. OpenDataVal's evaluators draw their own progress bars and warn about ``pin_memory``
+   on every CPU fit; :func:`quiet_upstream` silences both inside a benchmark cell.
+5. ``ExperimentMediator.compute_data_values`` turns evaluator errors into warnings
    unless ``raises_error=True``. The benchmark never relies on it: it trains each
    evaluator itself and records failures with their error (see ``cell.py``).
 
@@ -29,6 +31,9 @@ import importlib.util
 import sys
 import types
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partialmethod
 from typing import Any
 
 # Submodules opendataval imports at module level, and the names it takes from them.
@@ -200,3 +205,29 @@ def remove_high_low(
     )
     n_levels = len(result["axis"])
     return {key: list(values)[:n_levels] for key, values in result.items()}
+
+
+@contextmanager
+def quiet_upstream() -> Iterator[None]:
+    """Silence OpenDataVal's per-evaluator progress bars and its ``pin_memory`` warning.
+
+    Inside a benchmark, evaluators (Data-OOB, KNN-Shapley, LAVA, ...) each draw tqdm bars
+    and OpenDataVal's DataLoaders warn about ``pin_memory`` on every CPU fit; the driver
+    shows one progress bar for the grid instead. tqdm reads ``TQDM_DISABLE`` only at
+    import, so this makes ``disable=True`` the default of bars created inside the block
+    (a bar that passes ``disable`` itself keeps its choice) and restores it afterwards.
+    """
+    import tqdm.std
+
+    original = vars(tqdm.std.tqdm)["__init__"]
+    if isinstance(original, partialmethod):
+        quiet = partialmethod(original.func, **{**original.keywords, "disable": True})
+    else:
+        quiet = partialmethod(original, disable=True)
+    tqdm.std.tqdm.__init__ = quiet
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="'pin_memory' argument is set as true")
+            yield
+    finally:
+        tqdm.std.tqdm.__init__ = original

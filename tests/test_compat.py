@@ -86,3 +86,12 @@ def test_remove_high_low_curves_line_up_with_axis(n, levels):
     low = result["remove_least_influential_first_<lambda>"]
     assert len(low) == levels
     assert low == [n - k * period for k in range(levels)]
+
+
+def test_quiet_upstream_silences_default_bars_only_inside_the_block():
+    from tqdm import tqdm
+
+    with compat.quiet_upstream():
+        assert tqdm(range(3)).disable
+        assert not tqdm(range(3), disable=False).disable  # an explicit choice is kept
+    assert not tqdm(range(3)).disable

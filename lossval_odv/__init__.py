@@ -2,14 +2,15 @@
 
 Importing the package makes OpenDataVal 1.3.0 importable on the modern stack
 (see :mod:`lossval_odv.compat`) and registers ``LossValODV`` in
-``DataEvaluator.Evaluators``.
+``DataEvaluator.Evaluators``, and registers the paper's twelve datasets in
+OpenDataVal's ``Register.Datasets`` (see :mod:`lossval_odv.datasets`).
 """
 
 from lossval_odv import compat
 
 compat.install()
 
-from lossval_odv import datasets  # noqa: E402  (registers the 12 benchmark datasets)
+from lossval_odv import datasets  # noqa: E402  (registers the paper's datasets)
 from lossval_odv.core import fit_lossval  # noqa: E402
 from lossval_odv.evaluators import LossValODV  # noqa: E402
 

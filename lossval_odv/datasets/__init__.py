@@ -1,26 +1,43 @@
-"""The 12 benchmark datasets, loadable by name through OpenDataVal, online or offline.
+"""The LossVal paper's twelve datasets, registered in OpenDataVal under their names.
 
-After ``import lossval_odv``, ``DataFetcher.setup("pol", ...)`` loads from the first
-source that has the data: the data directory (``set_data_dir`` / the config's
-``data_dir`` / ``$LOSSVAL_ODV_DATA``), scikit-learn's OpenML cache, then OpenML.
+Importing :mod:`lossval_odv` registers them, replacing opendataval 1.3.0's
+``fetch_openml``-only loaders for the same names (see :mod:`.register`). Sources, in
+order: a data directory of ``NAME.csv.gz`` verified by checksum, scikit-learn's OpenML
+cache, OpenML over the network (see :mod:`.sources`). Preprocessing is OpenDataVal's
+``load_openml`` (see :mod:`.preprocess`). ``docs/datasets.md`` has the details.
 """
 
-from lossval_odv.datasets.catalog import DATASETS, DatasetSpec, spec_of
-from lossval_odv.datasets.loading import load_dataset, register_all, source_of
+from lossval_odv.datasets.catalog import DATASETS, SHIPPED_SHA256, DatasetSpec, get_spec
+from lossval_odv.datasets.errors import (
+    DatasetError,
+    DatasetIntegrityError,
+    DatasetUnavailableError,
+    PrefetchError,
+    UnknownDatasetError,
+)
+from lossval_odv.datasets.loader import available_offline, load_dataset
 from lossval_odv.datasets.prefetch import prefetch, prefetch_main
-from lossval_odv.datasets.sources import DatasetError, data_dir, set_data_dir
+from lossval_odv.datasets.register import UPSTREAM_REGISTRATIONS, register_datasets
+from lossval_odv.datasets.sources import resolve_data_dir, set_data_dir
 
-register_all()
+register_datasets()
 
 __all__ = [
     "DATASETS",
+    "SHIPPED_SHA256",
+    "UPSTREAM_REGISTRATIONS",
     "DatasetError",
+    "DatasetIntegrityError",
     "DatasetSpec",
-    "data_dir",
+    "DatasetUnavailableError",
+    "PrefetchError",
+    "UnknownDatasetError",
+    "available_offline",
+    "get_spec",
     "load_dataset",
     "prefetch",
     "prefetch_main",
+    "register_datasets",
+    "resolve_data_dir",
     "set_data_dir",
-    "source_of",
-    "spec_of",
 ]

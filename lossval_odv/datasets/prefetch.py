@@ -1,81 +1,158 @@
-"""``lossval-odv prefetch``: download the benchmark datasets once, for offline use.
+"""``lossval-odv prefetch``: download the datasets once, for offline machines.
 
-Writes ``NAME.csv.gz`` (raw features, then ``target``; gzip with mtime 0, so the same
-data give the same bytes) and ``checksums.sha256`` into a data directory. Every file is
-written to a temporary name and renamed when complete: an interrupted prefetch leaves
-no partial file, and the manifest only lists finished files.
+For each dataset, :func:`prefetch` loads OpenML's copy with ``fetch_openml`` (scikit-learn's
+cache, else the network), checks its shape, and writes ``NAME.csv.gz`` (feature columns as
+OpenML gives them, categorical ones included, then ``target``; gzip ``mtime=0`` so the same
+data gives the same sha256) and ``manifest.json``. Both are written atomically (temporary
+file in the same directory, then rename): a failure leaves no partial file.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
+import json
 import os
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from lossval_odv.datasets.catalog import DATASETS, spec_of
+from lossval_odv.datasets.catalog import DATASETS, DatasetSpec, get_spec
+from lossval_odv.datasets.errors import DatasetError, PrefetchError
 from lossval_odv.datasets.sources import (
-    DATA_DIR_ENV,
-    MANIFEST,
-    from_openml,
+    ENV_DATA_DIR,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    TARGET,
+    RawDataset,
+    fetch_from_openml,
     read_manifest,
-    sha256_of,
 )
 
 
-def _atomic_write(path: Path, write) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        write(Path(tmp))
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def prefetch(directory: str | Path, names: Sequence[str] | None = None) -> Path:
-    """Download ``names`` (default: all 12) from OpenML into ``directory``."""
-    directory = Path(directory)
+def encode_dataset(raw: RawDataset) -> bytes:
+    """The ``NAME.csv.gz`` bytes of a dataset (deterministic: gzip ``mtime=0``)."""
+    if TARGET in raw.features.columns:
+        raise PrefetchError(f"a feature column is named {TARGET!r}, which the layout reserves")
+    frame = raw.features.copy()
+    frame[TARGET] = raw.target.to_numpy()
+    text = frame.to_csv(index=False, lineterminator="\n")
+    return gzip.compress(text.encode("utf-8"), mtime=0)
+
+
+def write_dataset(data_dir: Path, spec: DatasetSpec, raw: RawDataset) -> dict:
+    """Write ``spec``'s file into ``data_dir``; return its manifest entry."""
+    data = encode_dataset(raw)
+    atomic_write(data_dir / spec.file_name, data)
+    return {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "rows": len(raw.features),
+        "n_features": raw.features.shape[1],
+        "categorical": list(raw.categorical),
+        "task": spec.task,
+        "openml_id": spec.openml_id,
+        "source": raw.source,
+    }
+
+
+def write_manifest(data_dir: Path, files: dict[str, dict]) -> Path:
+    """Write ``manifest.json`` (sorted, one entry per file) atomically."""
+    path = data_dir / MANIFEST_NAME
+    content = {"format": MANIFEST_FORMAT, "files": dict(sorted(files.items()))}
+    atomic_write(path, (json.dumps(content, indent=2) + "\n").encode("utf-8"))
+    return path
+
+
+def prefetch(
+    data_dir: str | os.PathLike[str],
+    names: Sequence[str] | None = None,
+    *,
+    data_home: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Download datasets from OpenML into ``data_dir``; return the manifest's path.
+
+    Parameters
+    ----------
+    data_dir : path
+        Target directory (created if needed). Existing manifest entries are kept.
+    names : sequence of str, optional
+        Datasets to fetch; all twelve by default.
+    data_home : path, optional
+        scikit-learn data home for ``fetch_openml``'s own cache.
+
+    Raises
+    ------
+    UnknownDatasetError
+        A name is not one of the datasets (checked before anything is downloaded).
+    PrefetchError
+        One or more datasets failed; the others are written and listed in the manifest.
+    """
+    specs = [get_spec(name) for name in (names if names else list(DATASETS))]
+    directory = Path(data_dir).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(directory)
-    for name in names or list(DATASETS):
-        spec = spec_of(name)
-        table = from_openml(spec, download=True)
-        path = directory / f"{name}.csv.gz"
+    files = read_manifest(directory)
+    home = None if data_home is None else Path(data_home)
+    failures: dict[str, str] = {}
+    for spec in specs:
+        try:
+            raw = fetch_from_openml(spec, home)
+            files[spec.file_name] = write_dataset(directory, spec, raw)
+        except Exception as exc:  # network, OpenML, shape and disk errors alike
+            failures[spec.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        write_manifest(directory, files)
+    if failures:
+        lines = "\n".join(f"  - {name}: {why}" for name, why in failures.items())
+        raise PrefetchError(f"prefetch into {directory} failed for:\n{lines}")
+    return directory / MANIFEST_NAME
 
-        def write_csv(tmp: Path, table=table) -> None:
-            with (
-                tmp.open("wb") as raw,
-                gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
-            ):
-                gz.write(table.to_csv(index=False).encode())
 
-        _atomic_write(path, write_csv)
-        manifest[path.name] = sha256_of(path)
-        lines = "".join(f"{digest}  {file}\n" for file, digest in sorted(manifest.items()))
-        _atomic_write(directory / MANIFEST, lambda tmp, text=lines: tmp.write_text(text))
-        print(f"{name}: {len(table)} rows -> {path}", file=sys.stderr)
-    return directory
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser of ``lossval-odv prefetch``."""
+    parser = argparse.ArgumentParser(
+        prog="lossval-odv prefetch",
+        description="Download the LossVal datasets from OpenML into a data directory "
+        "(NAME.csv.gz + manifest.json with sha256), for offline use via "
+        f"${ENV_DATA_DIR}.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get(ENV_DATA_DIR),
+        help=f"target directory (default: ${ENV_DATA_DIR})",
+    )
+    parser.add_argument(
+        "--names", nargs="+", metavar="NAME", help=f"datasets (default: all): {', '.join(DATASETS)}"
+    )
+    return parser
 
 
 def prefetch_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lossval-odv prefetch", description=__doc__)
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=os.environ.get(DATA_DIR_ENV) or "data",
-        help=f"where to write (default: ${DATA_DIR_ENV} or ./data)",
-    )
-    parser.add_argument("--names", nargs="+", choices=list(DATASETS), help="default: all 12")
+    """Entry point of ``lossval-odv prefetch``; returns the exit status."""
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.data_dir:
+        parser.error(f"--data-dir is required when ${ENV_DATA_DIR} is not set")
     try:
-        prefetch(args.data_dir, args.names)
-    except Exception as exc:
-        print(f"error: prefetch failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        for name in args.names or []:
+            get_spec(name)
+        manifest = prefetch(args.data_dir, args.names)
+    except DatasetError as exc:
+        print(f"lossval-odv prefetch: {exc}")
         return 1
-    print(f"datasets in {args.data_dir}; use them with {DATA_DIR_ENV}={args.data_dir}")
+    print(f"wrote {manifest}")
     return 0

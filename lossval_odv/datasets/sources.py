@@ -1,174 +1,287 @@
-"""Where a dataset comes from, in order: data directory, OpenML cache, OpenML.
+"""Where a dataset comes from, in order: data directory, OpenML cache, OpenML network.
 
-A data directory holds ``NAME.csv.gz`` files (features, then a ``target`` column) and
-optionally ``checksums.sha256`` (``sha256sum`` format, written by ``prefetch``). Every
-file is verified before use: against the directory's manifest when it lists the file,
-else against the checksum of the known offline copy. A file that fails the check, does
-not parse or has the wrong number of columns is refused with an error, never used.
+1. A local *data directory* holding ``NAME.csv.gz`` (feature columns, then ``target``),
+   in the layout of ``../shared/datasets/``: the ``data_dir`` argument, else the
+   directory given to :func:`set_data_dir`, else ``$LOSSVAL_ODV_DATA``. Every file is
+   verified against the directory's ``manifest.json`` (written by ``lossval-odv
+   prefetch``) or, for files it does not list, against the sha256 values shipped in
+   :data:`~lossval_odv.datasets.catalog.SHIPPED_SHA256`; a file with no known checksum,
+   a wrong checksum, a wrong shape or an unreadable body is refused.
+2. scikit-learn's OpenML cache (``sklearn.datasets.get_data_home()``, which honours
+   ``$SCIKIT_LEARN_DATA``). scikit-learn has no cache-only mode, so the cache is used
+   only when every file ``fetch_openml`` needs is already there, in which case
+   ``fetch_openml`` reads them without touching the network.
+3. OpenML over the network, through ``sklearn.datasets.fetch_openml`` (which also fills
+   the cache). Setting ``$LOSSVAL_ODV_OFFLINE=1`` skips this step.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import os
-from collections.abc import Callable
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
+import sklearn.datasets as skdatasets
+from pandas.api.types import is_numeric_dtype
 
-from lossval_odv.datasets.catalog import DatasetSpec
+from lossval_odv.datasets.catalog import SHIPPED_SHA256, DatasetSpec, get_spec
+from lossval_odv.datasets.errors import DatasetIntegrityError, DatasetUnavailableError
 
-DATA_DIR_ENV = "LOSSVAL_ODV_DATA"
-MANIFEST = "checksums.sha256"
+ENV_DATA_DIR = "LOSSVAL_ODV_DATA"
+ENV_OFFLINE = "LOSSVAL_ODV_OFFLINE"
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "lossval-odv-datasets/1"
+TARGET = "target"
+#: Retries and delay (seconds) of ``fetch_openml`` on network errors.
+OPENML_RETRIES = 3
+OPENML_DELAY = 1.0
 
-_configured_dir: Path | None = None
-
-
-class DatasetError(RuntimeError):
-    """A dataset that cannot be used: missing everywhere, corrupt, or the wrong shape."""
-
-
-def set_data_dir(path: str | Path | None) -> None:
-    """Use ``path`` as the data directory (overrides ``$LOSSVAL_ODV_DATA``); None unsets."""
-    global _configured_dir
-    _configured_dir = None if path is None else Path(path)
-
-
-def data_dir(explicit: str | Path | None = None) -> Path | None:
-    """The data directory in force: explicit > :func:`set_data_dir` > ``$LOSSVAL_ODV_DATA``."""
-    if explicit is not None:
-        return Path(explicit)
-    if _configured_dir is not None:
-        return _configured_dir
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env) if env else None
+_data_dir: Path | None = None
 
 
-def sha256_of(path: Path) -> str:
+@dataclass
+class RawDataset:
+    """A dataset as stored: every feature column, the target, and where it came from."""
+
+    features: pd.DataFrame
+    target: pd.Series
+    categorical: list[str] = field(default_factory=list)
+    source: str = ""
+
+
+def set_data_dir(path: str | os.PathLike[str] | None) -> None:
+    """Set the data directory used when no ``data_dir`` is passed (``None`` unsets it).
+
+    It takes precedence over ``$LOSSVAL_ODV_DATA``.
+    """
+    global _data_dir
+    _data_dir = None if path is None else Path(path).expanduser()
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The data directory in force: argument > :func:`set_data_dir` > ``$LOSSVAL_ODV_DATA``."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    if _data_dir is not None:
+        return _data_dir
+    env = os.environ.get(ENV_DATA_DIR)
+    return Path(env).expanduser() if env else None
+
+
+def openml_data_home() -> Path:
+    """scikit-learn's data home (``$SCIKIT_LEARN_DATA`` or ``~/scikit_learn_data``).
+
+    Same rule as ``sklearn.datasets.get_data_home``, without creating the directory.
+    """
+    return Path(os.environ.get("SCIKIT_LEARN_DATA", "~/scikit_learn_data")).expanduser()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def read_manifest(directory: Path) -> dict[str, str]:
-    """``{file name: sha256}`` from the directory's ``checksums.sha256``, if any."""
-    path = directory / MANIFEST
-    if not path.is_file():
-        return {}
-    entries = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2 or len(parts[0]) != 64:
-            raise DatasetError(f"{path}, line {number}: expected '<sha256>  <file>', got {line!r}")
-        entries[parts[1].lstrip("*")] = parts[0]
-    return entries
-
-
-def from_data_dir(spec: DatasetSpec, directory: Path) -> pd.DataFrame | None:
-    """The verified raw table from ``directory``, or None when the file is not there."""
-    path = directory / f"{spec.name}.csv.gz"
-    if not path.is_file():
-        return None
-    expected = read_manifest(directory).get(path.name, spec.sha256)
-    if expected is None:
-        raise DatasetError(
-            f"{path} has no checksum to verify against: list it in {directory / MANIFEST} "
-            "(lossval-odv prefetch writes one)"
-        )
-    actual = sha256_of(path)
-    if actual != expected:
-        raise DatasetError(
-            f"{path} failed its checksum (expected sha256 {expected}, got {actual}); "
-            "the file is corrupt or not the expected version: replace it"
-        )
-    try:
-        table = pd.read_csv(path)
-    except Exception as exc:  # gzip, encoding and CSV errors alike
-        raise DatasetError(f"{path} could not be read as a gzip CSV: {exc}") from exc
-    check_table(spec, table, str(path))
-    return table
-
-
-def check_table(spec: DatasetSpec, table: pd.DataFrame, where: str) -> None:
-    """Refuse a table without a ``target`` column or with the wrong number of features."""
-    if "target" not in table.columns:
-        raise DatasetError(f"{where}: no 'target' column (columns: {list(table.columns)[:5]}...)")
-    n_features = table.shape[1] - 1
-    if n_features != spec.n_columns:
-        raise DatasetError(
-            f"{where}: {n_features} feature columns, but {spec.name} has {spec.n_columns}"
-        )
-    if len(table) == 0:
-        raise DatasetError(f"{where}: the table has no rows")
-
-
-def openml_cache_path(spec: DatasetSpec) -> Path:
-    """Where scikit-learn caches the OpenML description of ``spec`` (``$SCIKIT_LEARN_DATA``)."""
-    from sklearn.datasets import get_data_home
-
-    return (
-        Path(get_data_home())
-        / "openml"
-        / "openml.org"
-        / "api"
-        / "v1"
-        / "json"
-        / "data"
-        / f"{spec.openml_id}.gz"
-    )
-
-
-def from_openml(spec: DatasetSpec, *, download: bool) -> pd.DataFrame:
-    """The raw table from OpenML: from scikit-learn's cache only, or with download.
-
-    scikit-learn has no cache-only switch; without ``download`` a dataset counts as
-    cached when its description file is in the cache, and is then read from there.
-    """
-    from sklearn.datasets import fetch_openml
-
-    if not download and not openml_cache_path(spec).is_file():
-        raise FileNotFoundError(f"not in the cache ({openml_cache_path(spec)})")
-    bunch = fetch_openml(data_id=spec.openml_id, as_frame=True, parser="auto", n_retries=1)
-    table = bunch.data.copy()
-    table["target"] = bunch.target
-    check_table(spec, table, f"OpenML dataset {spec.openml_id}")
-    return table
-
-
-def locate(spec: DatasetSpec, directory: Path | None) -> tuple[pd.DataFrame, str]:
-    """The raw table and where it came from, trying the sources in order.
+def read_manifest(data_dir: Path) -> dict[str, dict]:
+    """Entries of ``data_dir/manifest.json`` keyed by file name ({} when absent).
 
     Raises
     ------
-    DatasetError
-        When no source has it: the message names each place tried and how to get it.
+    DatasetIntegrityError
+        The manifest exists but is not a valid lossval-odv manifest.
     """
-    tried = []
-    if directory is not None:
-        table = from_data_dir(spec, directory)
-        if table is not None:
-            return table, str(directory / f"{spec.name}.csv.gz")
-        tried.append(f"data directory {directory}: no {spec.name}.csv.gz")
-    else:
-        tried.append(f"data directory: none set (${DATA_DIR_ENV} or the config's data_dir)")
-    attempts: list[tuple[str, Callable[[], pd.DataFrame]]] = [
-        ("scikit-learn's OpenML cache", lambda: from_openml(spec, download=False)),
-        ("OpenML", lambda: from_openml(spec, download=True)),
+    path = data_dir / MANIFEST_NAME
+    if not path.exists():
+        return {}
+    try:
+        content = json.loads(path.read_text())
+        files = content["files"]
+        if content.get("format") != MANIFEST_FORMAT or not isinstance(files, dict):
+            raise ValueError(f"format is not {MANIFEST_FORMAT!r}")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatasetIntegrityError(f"{path} is not a valid dataset manifest: {exc}") from exc
+    return files
+
+
+def expected_entry(data_dir: Path, spec: DatasetSpec) -> dict | None:
+    """What ``spec``'s file in ``data_dir`` must be: manifest entry, else shipped sha256."""
+    entry = read_manifest(data_dir).get(spec.file_name)
+    if entry is not None:
+        return entry
+    if spec.file_name in SHIPPED_SHA256:
+        return {"sha256": SHIPPED_SHA256[spec.file_name], "categorical": []}
+    return None
+
+
+def check_shape(spec: DatasetSpec, n_rows: int, n_features: int, where: str) -> None:
+    """Refuse data whose shape is not the one known for ``spec``."""
+    if n_features != spec.n_features or n_rows not in spec.rows:
+        rows = " or ".join(str(r) for r in spec.rows)
+        raise DatasetIntegrityError(
+            f"{spec.name} from {where} has {n_rows} rows x {n_features} feature columns, "
+            f"expected {rows} rows x {spec.n_features} feature columns; refusing to use it."
+        )
+
+
+def read_data_file(path: Path, spec: DatasetSpec, entry: dict | None) -> RawDataset:
+    """Verify and read one ``NAME.csv.gz``.
+
+    Raises
+    ------
+    DatasetIntegrityError
+        No checksum is known for the file, the checksum or the shape does not match,
+        or the file cannot be decompressed or parsed.
+    """
+    fix = f"re-create it with `lossval-odv prefetch --data-dir {path.parent} --names {spec.name}`"
+    if entry is None or "sha256" not in entry:
+        raise DatasetIntegrityError(
+            f"{path}: no checksum is known for this file (it is not listed in "
+            f"{path.parent / MANIFEST_NAME}); refusing to use an unverified file. "
+            f"Write the directory with `lossval-odv prefetch --data-dir {path.parent}`."
+        )
+    actual = sha256_file(path)
+    if actual != entry["sha256"]:
+        raise DatasetIntegrityError(
+            f"{path}: sha256 mismatch, expected {entry['sha256']}, got {actual}; "
+            f"the file is refused ({fix})."
+        )
+    try:
+        frame = pd.read_csv(path, compression="gzip")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DatasetIntegrityError(f"{path}: not a readable gzip CSV ({exc}); {fix}.") from exc
+    if len(frame.columns) < 2 or frame.columns[-1] != TARGET:
+        raise DatasetIntegrityError(
+            f"{path}: the last column must be {TARGET!r}, found {list(frame.columns[-1:])}; {fix}."
+        )
+    check_shape(spec, len(frame), len(frame.columns) - 1, str(path))
+    for key, value in (("rows", len(frame)), ("n_features", len(frame.columns) - 1)):
+        if key in entry and entry[key] != value:
+            raise DatasetIntegrityError(
+                f"{path}: {value} {key}, but the manifest says {entry[key]}; {fix}."
+            )
+    features = frame.iloc[:, :-1]
+    categorical = list(entry.get("categorical", []))
+    return RawDataset(features, frame[TARGET], categorical, source=str(path))
+
+
+def _openml_cached_files(openml_id: int, data_home: Path) -> list[Path] | None:
+    """The cache files ``fetch_openml(data_id=openml_id)`` reads, or None if incomplete."""
+    root = data_home / "openml.org"
+    api = root / "api" / "v1" / "json" / "data"
+    files = [api / f"{openml_id}.gz", api / "features" / f"{openml_id}.gz"]
+    files.append(api / "qualities" / f"{openml_id}.gz")
+    if not files[0].exists():
+        return None
+    try:
+        with gzip.open(files[0], "rt", encoding="utf-8") as handle:
+            url = json.load(handle)["data_set_description"]["url"]
+    except (OSError, EOFError, ValueError, KeyError, TypeError):
+        return None
+    files.append(root / (urlparse(url).path.lstrip("/") + ".gz"))
+    return files if all(f.exists() for f in files) else None
+
+
+def in_openml_cache(spec: DatasetSpec, data_home: Path | None = None) -> bool:
+    """Whether scikit-learn's OpenML cache holds everything needed to load ``spec``."""
+    home = openml_data_home() if data_home is None else data_home
+    return _openml_cached_files(spec.openml_id, home) is not None
+
+
+def fetch_from_openml(spec: DatasetSpec, data_home: Path | None = None) -> RawDataset:
+    """Load ``spec`` with ``sklearn.datasets.fetch_openml`` (cache first, then network).
+
+    Nominal features come back as pandas ``category`` columns; they are recorded in
+    ``RawDataset.categorical`` (OpenDataVal's ``load_openml`` drops them).
+    """
+    home = openml_data_home() if data_home is None else data_home
+    bunch = skdatasets.fetch_openml(
+        data_id=spec.openml_id,
+        data_home=str(home),
+        as_frame=True,
+        n_retries=OPENML_RETRIES,
+        delay=OPENML_DELAY,
+    )
+    features = bunch.data
+    target = bunch.target
+    if not isinstance(features, pd.DataFrame) or not isinstance(target, pd.Series):
+        raise DatasetIntegrityError(
+            f"OpenML {spec.openml_id} ({spec.name}) did not give one feature table and one "
+            "target column"
+        )
+    categorical = [
+        str(col)
+        for col in features.columns
+        if isinstance(features[col].dtype, pd.CategoricalDtype)
+        or not is_numeric_dtype(features[col])
     ]
-    for label, attempt in attempts:
+    check_shape(spec, len(features), features.shape[1], f"OpenML {spec.openml_id}")
+    source = f"https://www.openml.org/d/{spec.openml_id}"
+    return RawDataset(features, target, categorical, source=source)
+
+
+def _offline_only() -> bool:
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() in {"1", "true", "yes"}
+
+
+def load_raw(name: str, data_dir: str | os.PathLike[str] | None = None) -> RawDataset:
+    """Load ``name`` from the first source that has it (see the module docstring).
+
+    Raises
+    ------
+    UnknownDatasetError
+        ``name`` is not one of the paper's datasets.
+    DatasetIntegrityError
+        A local file is there but fails verification (never skipped silently).
+    DatasetUnavailableError
+        No source has it; the message says where it looked and how to get it.
+    """
+    spec = get_spec(name)
+    searched: list[str] = []
+
+    directory = resolve_data_dir(data_dir)
+    if directory is None:
+        searched.append(
+            "data directory: none configured (data_dir=, lossval_odv.datasets.set_data_dir, "
+            f"or ${ENV_DATA_DIR})"
+        )
+    else:
+        path = directory / spec.file_name
+        if path.exists():
+            return read_data_file(path, spec, expected_entry(directory, spec))
+        searched.append(f"data directory: {path} does not exist")
+
+    home = openml_data_home()
+    if in_openml_cache(spec, home):
+        return fetch_from_openml(spec, home)
+    searched.append(f"scikit-learn OpenML cache: OpenML {spec.openml_id} not cached in {home}")
+
+    if _offline_only():
+        searched.append(f"OpenML network: skipped (${ENV_OFFLINE} is set)")
+    else:
         try:
-            return attempt(), f"{label} (id {spec.openml_id})"
-        except DatasetError:
+            return fetch_from_openml(spec, home)
+        except DatasetIntegrityError:
             raise
-        except Exception as exc:
-            tried.append(f"{label} (id {spec.openml_id}): {type(exc).__name__}: {exc}")
-    raise DatasetError(
-        f"dataset {spec.name!r} is not available. Looked in:\n  - "
-        + "\n  - ".join(tried)
-        + "\nOn a machine with internet run `lossval-odv prefetch --data-dir DIR`, copy DIR "
-        f"here and set {DATA_DIR_ENV}=DIR (or data_dir: DIR in the config)."
+        except Exception as exc:  # network, HTTP and OpenML errors alike
+            searched.append(
+                f"OpenML network: https://www.openml.org/d/{spec.openml_id} failed "
+                f"({type(exc).__name__}: {exc})"
+            )
+
+    places = "\n".join(f"  - {line}" for line in searched)
+    raise DatasetUnavailableError(
+        f"dataset {spec.name!r} (OpenML {spec.openml_id}) is not available. Looked in:\n"
+        f"{places}\n"
+        "To get it: on a machine with internet run "
+        f"`lossval-odv prefetch --data-dir DIR --names {spec.name}`, then point "
+        f"${ENV_DATA_DIR} (or lossval_odv.datasets.set_data_dir / data_dir=) at DIR."
     )

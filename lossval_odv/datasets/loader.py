@@ -1,0 +1,66 @@
+"""Load a dataset by name, preprocessed the way OpenDataVal's ``load_openml`` does."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from lossval_odv.datasets.catalog import DATASETS, get_spec
+from lossval_odv.datasets.errors import DatasetIntegrityError
+from lossval_odv.datasets.preprocess import preprocess
+from lossval_odv.datasets.sources import (
+    expected_entry,
+    in_openml_cache,
+    load_raw,
+    resolve_data_dir,
+    sha256_file,
+)
+
+
+def load_dataset(
+    name: str, *, data_dir: str | os.PathLike[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load and preprocess one of the paper's datasets.
+
+    This is the function registered with OpenDataVal under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        OpenDataVal name, one of :data:`~lossval_odv.datasets.DATASETS`.
+    data_dir : path, optional
+        Data directory to look in first; defaults to :func:`set_data_dir`'s, else
+        ``$LOSSVAL_ODV_DATA``.
+
+    Returns
+    -------
+    X : np.ndarray of float64, shape (n, d)
+        z-scored numeric features.
+    y : np.ndarray, shape (n,)
+        Integer labels (classification) or z-scored float target (regression).
+    """
+    spec = get_spec(name)
+    return preprocess(load_raw(name, data_dir), spec)
+
+
+def available_offline(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """Names that load without the network, in catalog order.
+
+    A dataset counts when its file in the data directory passes the checksum check,
+    or when scikit-learn's OpenML cache holds it completely.
+    """
+    directory = resolve_data_dir(data_dir)
+    names = []
+    for name, spec in DATASETS.items():
+        if directory is not None and (directory / spec.file_name).exists():
+            try:
+                entry = expected_entry(directory, spec)
+            except DatasetIntegrityError:
+                entry = None
+            if entry is not None and sha256_file(directory / spec.file_name) == entry.get("sha256"):
+                names.append(name)
+                continue
+        if in_openml_cache(spec):
+            names.append(name)
+    return names

@@ -1,0 +1,40 @@
+"""Registration of the twelve datasets in OpenDataVal's ``Register.Datasets``.
+
+opendataval 1.3.0 already registers 2dplanes, electricity, MiniBooNE, pol, fried, nomao
+and wave_energy with loaders that call ``fetch_openml`` on every load. ``Register``
+stores one object per name in the class-level dict ``Register.Datasets`` and only
+*warns* when a name is registered twice (the new object silently wins). To replace
+upstream's entries cleanly, :func:`register_datasets` imports
+``opendataval.dataloader`` first (so upstream's registrations have run), removes each
+name from ``Register.Datasets`` (keeping the removed object in
+:data:`UPSTREAM_REGISTRATIONS`), then registers the new loader: no duplicate-name
+warning, and calling it again is a no-op replacement of our own entries.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import opendataval.dataloader  # noqa: F401  (runs upstream's registrations first)
+from opendataval.dataloader.register import Register
+
+from lossval_odv.datasets.catalog import DATASETS
+from lossval_odv.datasets.loader import load_dataset
+
+#: Upstream ``Register`` objects that were replaced, by name.
+UPSTREAM_REGISTRATIONS: dict[str, Any] = {}
+
+
+def register_datasets() -> dict[str, Register]:
+    """Register (or re-register) all twelve datasets; return the new entries."""
+    registered = {}
+    for name, spec in DATASETS.items():
+        previous = Register.Datasets.pop(name, None)
+        if previous is not None and not getattr(previous, "_lossval_odv", False):
+            UPSTREAM_REGISTRATIONS[name] = previous
+        entry = Register(name, one_hot=spec.one_hot)
+        entry.from_covar_label_func(partial(load_dataset, name))
+        entry._lossval_odv = True
+        registered[name] = entry
+    return registered

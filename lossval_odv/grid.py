@@ -61,14 +61,15 @@ class Cell:
 
 
 def expand(config: BenchmarkConfig) -> list[Cell]:
-    """All cells of a config, in a deterministic order (dataset-major)."""
+    """All cells of a config, in a deterministic order (run-major)."""
     split = (config.split.train, config.split.valid, config.split.test)
     experiments = config.experiments.model_dump()
     cells = []
-    for dataset in config.datasets:
-        for noise in config.noise_types:
-            for rate in config.noise_rates:
-                for run in range(config.runs):
+    # run-major: an interrupted grid holds complete early runs of every dataset
+    for run in range(config.runs):
+        for dataset in config.datasets:
+            for noise in config.noise_types:
+                for rate in config.noise_rates:
                     data_seed = derive_seed(config.seed, dataset, noise, rate, run)
                     for method in config.methods:
                         cells.append(

@@ -1,5 +1,12 @@
-"""Data evaluators that lossval-odv adds to OpenDataVal's registry."""
+"""Data evaluators that lossval-odv adds to OpenDataVal's registry.
 
+Registry keys (``DataEvaluator.Evaluators``, lower-cased class names): ``"lossvalodv"``,
+``"tracin"``, ``"losstrajectory"``, ``"cleanlabquality"``.
+"""
+
+from lossval_odv.evaluators.cleanlab_eval import CleanlabQuality
+from lossval_odv.evaluators.loss_trajectory import LossTrajectory
 from lossval_odv.evaluators.lossval import LossValODV
+from lossval_odv.evaluators.tracin import TracIn
 
-__all__ = ["LossValODV"]
+__all__ = ["CleanlabQuality", "LossTrajectory", "LossValODV", "TracIn"]

@@ -29,13 +29,13 @@ def infer_task(y_train: np.ndarray) -> Task:
     )
 
 
-def _to_numpy(name: str, data: Any) -> np.ndarray:
+def _to_numpy(name: str, data: Any, owner: str = "LossValODV") -> np.ndarray:
     if isinstance(data, torch.Tensor):
         return data.detach().cpu().numpy()
     if isinstance(data, np.ndarray):
         return data
     raise TypeError(
-        f"LossValODV needs {name} as a numpy array or a torch tensor, got "
+        f"{owner} needs {name} as a numpy array or a torch tensor, got "
         f"{type(data).__name__} (image/text Datasets must be embedded first)"
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -20,6 +21,11 @@ def _worker_init(plugins: tuple[str, ...]) -> None:
     # n_jobs processes share the cores: one intra-op thread each avoids oversubscription
     torch.set_num_threads(1)
     load_plugins(plugins)
+
+
+def _failed(task: Task, exc: BaseException) -> list[CellResult]:
+    """Failed results for a task whose computation raised outside its cells' guard."""
+    return [failed_result(cell, f"{type(exc).__name__}: {exc}") for cell in task]
 
 
 class LocalPoolBackend:
@@ -54,7 +60,7 @@ class LocalPoolBackend:
 
     def run(self, tasks: list[Task]) -> Iterator[list[CellResult]]:
         deaths = dict.fromkeys(range(len(tasks)), 0)
-        pending = list(range(len(tasks)))
+        pending = deque(range(len(tasks)))
         suspects: list[int] = []
         while pending or suspects:
             if suspects:
@@ -63,32 +69,33 @@ class LocalPoolBackend:
                 continue
             pool = self._pool(min(self.n_jobs, len(pending)))
             try:
-                futures: dict[Future, int] = {
-                    pool.submit(compute_task, tasks[i]): i for i in pending
-                }
-                pending = []
-                while futures:
+                # at most n_jobs tasks in flight, so a broken pool takes only those along
+                futures: dict[Future, int] = {}
+                while pending or futures:
+                    while pending and len(futures) < self.n_jobs:
+                        index = pending.popleft()
+                        futures[pool.submit(compute_task, tasks[index])] = index
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     broken = False
                     for future in done:
                         index = futures.pop(future)
                         try:
-                            results = future.result()
+                            yield future.result()
                         except BrokenProcessPool:
                             broken = True
                             suspects.append(index)
-                        else:
-                            yield results
+                        except Exception as exc:  # e.g. a result that cannot be pickled
+                            yield _failed(tasks[index], exc)
                     if broken:
-                        # the others fail too (or were never started): all are suspects
+                        # the others in flight fail too: all are suspects
                         for future, index in futures.items():
                             if future.done() and future.exception() is None:
                                 yield future.result()
                             else:
                                 suspects.append(index)
-                        futures = {}
                         if len(suspects) == 1:  # it was alone in the pool: its own death
                             deaths[suspects[0]] += 1
+                        break
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
 
@@ -118,6 +125,8 @@ class LocalPoolBackend:
                     pool = None
                     deaths[index] += 1
                     continue
+                except Exception as exc:
+                    results = _failed(tasks[index], exc)
                 queue.pop(0)
                 yield results
         finally:

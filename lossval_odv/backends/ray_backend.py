@@ -32,6 +32,8 @@ from lossval_odv.tasks import Task, compute_task
 # GPU share per task when ``gpus_per_task`` is not given and the cluster has GPUs
 AUTO_GPU_FRACTION = {"lossvalodv": 0.25}
 AUTO_GPU_FRACTION_OTHER = 0.5
+# environment variables the driver passes on to its Ray workers
+FORWARDED_ENV = ("TQDM_DISABLE", "LOSSVAL_ODV_PLUGINS")
 
 
 def compute_in_worker(task: Task, plugins: tuple[str, ...]) -> list[CellResult]:
@@ -75,8 +77,11 @@ class RayBackend:
 
         if ray.is_initialized():
             return False
+        # the job's workers see the driver's progress-bar and plugin settings
+        env_vars = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        runtime_env = {"env_vars": env_vars} if env_vars else None
         if self.address:
-            ray.init(address=self.address, logging_level="WARNING")
+            ray.init(address=self.address, logging_level="WARNING", runtime_env=runtime_env)
             return True
         # A local cluster: its workers inherit this environment; make sure they can
         # import this package (and plugins next to it) even when the driver's working
@@ -87,9 +92,11 @@ class RayBackend:
         os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         try:
             ray.init(
+                address="local",  # a new cluster, even if another one runs on this machine
                 num_cpus=self.num_cpus or usable_cores(),
                 include_dashboard=False,
                 logging_level="WARNING",
+                runtime_env=runtime_env,
             )
         finally:
             if old is None:

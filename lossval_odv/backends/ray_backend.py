@@ -117,7 +117,7 @@ class RayBackend:
         if not tasks:
             return
         import ray
-        from ray.exceptions import RayError
+        from ray.exceptions import RayError, RayTaskError
 
         started = self._connect()
         refs: dict = {}
@@ -146,10 +146,13 @@ class RayBackend:
                     index = refs.pop(ref)
                     try:
                         results = ray.get(ref)
-                    except RayError as exc:
+                    except RayTaskError as exc:  # raised in the task itself: not retried
+                        reason = f"{type(exc).__name__}: {exc}"
+                        results = [failed_result(cell, reason) for cell in tasks[index]]
+                    except RayError as exc:  # worker/node death: Ray retried it already
                         reason = (
-                            f"{type(exc).__name__} after {self.max_retries} retries "
-                            f"(max_retries): {exc}"
+                            f"{type(exc).__name__} (worker died; Ray retried the task "
+                            f"max_retries={self.max_retries} times): {exc}"
                         )
                         results = [failed_result(cell, reason) for cell in tasks[index]]
                     yield results

@@ -16,4 +16,10 @@ from lossval_odv.evaluators import LossValODV  # noqa: E402
 
 __version__ = "0.1.0"
 
+from lossval_odv.plugins import env_plugins as _env_plugins  # noqa: E402
+from lossval_odv.plugins import load_plugins as _load_plugins  # noqa: E402
+
+# $LOSSVAL_ODV_PLUGINS: extra dataset/evaluator modules, in the driver and every worker
+_load_plugins(_env_plugins())
+
 __all__ = ["LossValODV", "__version__", "compat", "datasets", "fit_lossval"]

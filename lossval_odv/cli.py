@@ -26,8 +26,15 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="compute every missing cell of a config, then report")
     run.add_argument("config", type=Path)
     run.add_argument("--output-dir", type=Path, help="store and exports (default: the config's)")
-    run.add_argument("--backend", choices=["serial", "local", "ray"])
+    run.add_argument(
+        "--backend",
+        choices=["auto", "serial", "local", "ray"],
+        help="where cells run (default: the config's; auto = local if >1 core, else serial)",
+    )
     run.add_argument("--n-jobs", type=int, help="worker processes for the local backend")
+    run.add_argument(
+        "--ray-address", help="Ray cluster to join, e.g. auto or HOST:6379 (default: config's)"
+    )
     run.add_argument("--shard", type=_shard, help="run only slice i of N (e.g. 0/4)")
     run.add_argument("--retry-failed", action="store_true", help="recompute failed cells")
     run.add_argument("--no-report", action="store_true", help="skip tables, figures and report")
@@ -76,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             shard_spec=args.shard,
             retry_failed=args.retry_failed,
             progress=not args.quiet,
+            ray_address=args.ray_address,
         )
         if args.no_report or args.shard is not None:
             return 0

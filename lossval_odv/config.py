@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 NoiseType = Literal["label", "feature", "mixed"]
-BackendName = Literal["serial", "local", "ray"]
+BackendName = Literal["auto", "serial", "local", "ray"]
 
 
 class ConfigError(ValueError):
@@ -86,11 +86,29 @@ class BenchmarkConfig(_Strict):
     device: str = "cpu"
     data_dir: str | None = None
     output_dir: str | None = None
-    backend: BackendName = "serial"
-    n_jobs: int = Field(1, ge=1)
+    plugins: list[str] = Field(default_factory=list)
+    backend: BackendName = "auto"
+    n_jobs: int | None = Field(None, ge=1)
     ray_address: str | None = None
+    gpus_per_task: float | None = Field(None, ge=0)
     batch_lossval: bool = True
     max_retries: int = Field(2, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _import_plugins(cls, data: Any) -> Any:
+        """Import the config's plugin modules first: their datasets/evaluators count."""
+        if isinstance(data, dict) and data.get("plugins"):
+            from lossval_odv.plugins import load_plugins
+
+            plugins = data["plugins"]
+            if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+                raise ValueError("plugins must be a list of module names")
+            try:
+                load_plugins(plugins)
+            except ImportError as error:
+                raise ValueError(str(error)) from None
+        return data
 
     @field_validator("noise_rates")
     @classmethod

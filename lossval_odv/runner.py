@@ -9,9 +9,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from lossval_odv.backends import make_backend
+from lossval_odv.backends import make_backend, resolve_backend
 from lossval_odv.config import BenchmarkConfig
 from lossval_odv.grid import expand, shard
+from lossval_odv.plugins import all_plugins
 from lossval_odv.store import ResultStore
 from lossval_odv.tasks import plan_tasks
 
@@ -37,6 +38,7 @@ def run_benchmark(
     shard_spec: tuple[int, int] | None = None,
     retry_failed: bool = False,
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> RunSummary:
     """Compute every cell of ``config`` that the store does not hold yet.
 
@@ -58,13 +60,17 @@ def run_benchmark(
     done = store.finished_keys()
     todo = [c for c in cells if c.key not in done]
     tasks = plan_tasks(todo, batch_lossval=config.batch_lossval)
-    backend_name = backend or config.backend
+    backend_name, jobs = resolve_backend(backend or config.backend, n_jobs or config.n_jobs)
     engine = make_backend(
         backend_name,
-        n_jobs=n_jobs or config.n_jobs,
+        n_jobs=jobs,
         max_retries=config.max_retries,
-        ray_address=config.ray_address,
+        ray_address=ray_address or config.ray_address,
+        gpus_per_task=config.gpus_per_task,
+        plugins=all_plugins(config.plugins),
     )
+    if backend_name == "local":
+        backend_name = f"local, {jobs} workers"
     print(
         f"{config.name}: {len(cells)} cells, {len(cells) - len(todo)} already in {store.path}, "
         f"{len(todo)} to compute ({backend_name} backend)",

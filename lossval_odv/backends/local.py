@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -11,55 +13,122 @@ from lossval_odv.cell import CellResult, failed_result
 from lossval_odv.tasks import Task, compute_task
 
 
-def _worker_init() -> None:
+def _worker_init(plugins: tuple[str, ...]) -> None:
     import torch
+
+    from lossval_odv.plugins import load_plugins
 
     # n_jobs processes share the cores: one intra-op thread each avoids oversubscription
     torch.set_num_threads(1)
+    load_plugins(plugins)
+
+
+def _failed(task: Task, exc: BaseException) -> list[CellResult]:
+    """Failed results for a task whose computation raised outside its cells' guard."""
+    return [failed_result(cell, f"{type(exc).__name__}: {exc}") for cell in task]
 
 
 class LocalPoolBackend:
     """A process pool of ``n_jobs`` workers; a task whose worker dies is retried.
 
-    A worker killed mid-task (OOM, signal) breaks the pool: the pool is rebuilt and the
-    unfinished tasks resubmitted; a task that has killed its worker more than
-    ``max_retries`` times is reported as failed with the reason.
+    Workers are started with ``spawn`` (no state forked from the driver, the same on
+    Linux and macOS), and import the ``plugins`` modules before any task.
+
+    A worker killed mid-task (OOM, signal) breaks the whole pool, and every task in
+    flight fails with it, so the culprit is unknown. The pool is rebuilt and the tasks
+    that were in flight ("suspects") are rerun one at a time in a single-worker pool:
+    there a death is the task's own. A task that has killed its worker more than
+    ``max_retries`` times is reported as failed with the reason; tasks that merely
+    shared the broken pool are never penalised.
     """
 
-    def __init__(self, *, n_jobs: int = 1, max_retries: int = 2) -> None:
+    def __init__(
+        self, *, n_jobs: int = 1, max_retries: int = 2, plugins: Iterable[str] = ()
+    ) -> None:
         self.n_jobs = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
         self.max_retries = max_retries
+        self.plugins = tuple(plugins)
+        self._context = multiprocessing.get_context("spawn")
+
+    def _pool(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=self._context,
+            initializer=_worker_init,
+            initargs=(self.plugins,),
+        )
 
     def run(self, tasks: list[Task]) -> Iterator[list[CellResult]]:
-        attempts = {i: 0 for i in range(len(tasks))}
-        pending = list(range(len(tasks)))
-        while pending:
-            with ProcessPoolExecutor(max_workers=self.n_jobs, initializer=_worker_init) as pool:
-                futures: dict[Future, int] = {
-                    pool.submit(compute_task, tasks[i]): i for i in pending
-                }
-                pending = []
-                broken = False
-                while futures:
+        deaths = dict.fromkeys(range(len(tasks)), 0)
+        pending = deque(range(len(tasks)))
+        suspects: list[int] = []
+        while pending or suspects:
+            if suspects:
+                yield from self._isolate(tasks, suspects, deaths)
+                suspects = []
+                continue
+            pool = self._pool(min(self.n_jobs, len(pending)))
+            try:
+                # at most n_jobs tasks in flight, so a broken pool takes only those along
+                futures: dict[Future, int] = {}
+                while pending or futures:
+                    while pending and len(futures) < self.n_jobs:
+                        index = pending.popleft()
+                        futures[pool.submit(compute_task, tasks[index])] = index
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    broken = False
                     for future in done:
                         index = futures.pop(future)
                         try:
                             yield future.result()
-                        except BrokenProcessPool as exc:
+                        except BrokenProcessPool:
                             broken = True
-                            attempts[index] += 1
-                            if attempts[index] > self.max_retries:
-                                reason = f"worker died {attempts[index]} times: {exc}"
-                                yield [failed_result(cell, reason) for cell in tasks[index]]
-                            else:
-                                pending.append(index)
+                            suspects.append(index)
+                        except Exception as exc:  # e.g. a result that cannot be pickled
+                            yield _failed(tasks[index], exc)
                     if broken:
-                        # every other in-flight future fails too; resubmit them unpenalised
+                        # the others in flight fail too: all are suspects
                         for future, index in futures.items():
                             if future.done() and future.exception() is None:
                                 yield future.result()
                             else:
-                                pending.append(index)
-                        futures = {}
-                        pool.shutdown(wait=False, cancel_futures=True)
+                                suspects.append(index)
+                        if len(suspects) == 1:  # it was alone in the pool: its own death
+                            deaths[suspects[0]] += 1
+                        break
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    def _isolate(
+        self, tasks: list[Task], suspects: list[int], deaths: dict[int, int]
+    ) -> Iterator[list[CellResult]]:
+        """Rerun each suspect alone until it finishes or has died too often."""
+        queue = sorted(suspects)
+        pool = None
+        try:
+            while queue:
+                index = queue[0]
+                if deaths[index] > self.max_retries:
+                    queue.pop(0)
+                    reason = (
+                        f"WorkerDied: the worker process died {deaths[index]} times "
+                        f"computing this task (max_retries={self.max_retries})"
+                    )
+                    yield [failed_result(cell, reason) for cell in tasks[index]]
+                    continue
+                if pool is None:
+                    pool = self._pool(1)
+                try:
+                    results = pool.submit(compute_task, tasks[index]).result()
+                except BrokenProcessPool:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = None
+                    deaths[index] += 1
+                    continue
+                except Exception as exc:
+                    results = _failed(tasks[index], exc)
+                queue.pop(0)
+                yield results
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)

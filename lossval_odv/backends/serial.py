@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from lossval_odv.cell import CellResult
+from lossval_odv.cell import CellResult, failed_result
 from lossval_odv.tasks import Task, compute_task
 
 
 class SerialBackend:
     def run(self, tasks: list[Task]) -> Iterator[list[CellResult]]:
         for task in tasks:
-            yield compute_task(task)
+            try:
+                results = compute_task(task)
+            except Exception as exc:  # outside the cells' own guard; as the pool does
+                results = [failed_result(c, f"{type(exc).__name__}: {exc}") for c in task]
+            yield results

@@ -1,0 +1,320 @@
+"""R independent LossVal runs of identical shape, trained together in one loop.
+
+Every run keeps its own data, seed, network, weights, shuffling and Sinkhorn schedule;
+only the arithmetic is shared:
+
+* the R networks are one stack of parameters (R, out, in) / (R, out), applied with
+  ``torch.baddbmm`` and initialised exactly like ``make_mlp`` under each run's seed;
+* the batches are gathered with per-run permutations, those of ``fit_lossval``
+  (``_epoch_permutations(n, epochs, seed + 1)``), and every run's per-batch diameters
+  come from ``batch_diameters``, as in the single run;
+* the Sinkhorn divergences of the R batches are one call of the batched solver of
+  ``lossval_odv.core.sinkhorn``, each problem running its own epsilon schedule;
+* one Adam optimises the stacked tensors: Adam is elementwise and every run takes the
+  same number of steps, so this is R separate optimisers.
+
+Run r therefore reproduces ``fit_lossval(..., random_state=seeds[r])`` up to the
+floating-point rounding of batched vs. unbatched matrix products.
+
+All schedules and diameters are computed before the loop, so on CUDA the loop never
+waits for the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from lossval_odv.core.losses import max_distance_to, per_sample_loss
+from lossval_odv.core.mlp import Task, make_mlp
+from lossval_odv.core.runtime import resolve_device, to_seed
+from lossval_odv.core.sinkhorn import (
+    BLUR,
+    epsilon_schedules,
+    log_weights,
+    sinkhorn_loop_batched,
+    squared_cost,
+)
+from lossval_odv.core.trainer import (
+    LossValResult,
+    _epoch_permutations,
+    batch_diameters,
+    check_inputs,
+)
+
+# ----------------------------------------------------------------------------------------
+# Stacked MLPs
+# ----------------------------------------------------------------------------------------
+
+
+def _linear_layers(model: torch.nn.Sequential) -> list[torch.nn.Linear]:
+    return [m for m in model if isinstance(m, torch.nn.Linear)]
+
+
+def init_stacked_mlp(
+    *,
+    task: Task,
+    seeds: Sequence[int],
+    n_features: int,
+    n_outputs: int,
+    n_linear: int | None = None,
+    hidden_width: int | None = None,
+    device: torch.device | str = "cpu",
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """R networks' parameters as ``[(W (R, out, in), b (R, out)), ...]``, one per layer.
+
+    Run r's slice is the ``make_mlp`` network initialised under ``torch.manual_seed(seeds[r])``
+    (in a forked RNG, as ``fit_lossval`` does).
+    """
+    per_run = []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = make_mlp(
+                task=task,
+                n_features=n_features,
+                n_outputs=n_outputs,
+                n_linear=n_linear,
+                hidden_width=hidden_width,
+            )
+        per_run.append([(m.weight.detach(), m.bias.detach()) for m in _linear_layers(model)])
+    return [
+        (
+            torch.stack([run[i][0] for run in per_run]).to(device).requires_grad_(),
+            torch.stack([run[i][1] for run in per_run]).to(device).requires_grad_(),
+        )
+        for i in range(len(per_run[0]))
+    ]
+
+
+def stacked_mlp_forward(
+    task: Task, layers: Sequence[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor
+) -> torch.Tensor:
+    """Apply R stacked networks to their inputs: x (R, B, in) -> (R, B, out)."""
+    h = x
+    last = len(layers) - 1
+    for i, (w, b) in enumerate(layers):
+        h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        if i < last:
+            h = torch.relu(h) if task == "classification" else torch.tanh(h)
+    if task == "classification":
+        h = torch.softmax(h, dim=-1)
+    return h
+
+
+def unstack_mlp(
+    *,
+    task: Task,
+    layers: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    run: int,
+    n_features: int,
+    n_outputs: int,
+    n_linear: int | None,
+    hidden_width: int | None,
+) -> torch.nn.Sequential:
+    """Run ``run``'s trained network as the ``nn.Sequential`` that ``make_mlp`` builds."""
+    model = make_mlp(
+        task=task,
+        n_features=n_features,
+        n_outputs=n_outputs,
+        n_linear=n_linear,
+        hidden_width=hidden_width,
+    )
+    with torch.no_grad():
+        for m, (w, b) in zip(_linear_layers(model), layers, strict=True):
+            m.weight.copy_(w[run])
+            m.bias.copy_(b[run])
+    return model.to(layers[0][0].device).eval()
+
+
+# ----------------------------------------------------------------------------------------
+# The batched LossVal step
+# ----------------------------------------------------------------------------------------
+
+
+class BatchedOT:
+    """Sinkhorn divergences between R weighted batches and R fixed validation sets.
+
+    The validation side (ones as weights) and its cost matrix are computed once; each
+    call builds the batch-side cost matrices like geomloss and runs the batched loop.
+    """
+
+    def __init__(self, x_val: torch.Tensor, *, blur: float = BLUR) -> None:
+        self.y = x_val
+        self.b = torch.ones(x_val.shape[:2], dtype=x_val.dtype, device=x_val.device)
+        self.b_log = log_weights(self.b)
+        self.c_yy = squared_cost(x_val, x_val)
+        self.blur = blur
+
+    def __call__(
+        self,
+        a: torch.Tensor,
+        x: torch.Tensor,
+        eps: torch.Tensor,
+        active: torch.Tensor,
+        n_iterations: int,
+    ) -> torch.Tensor:
+        c_xy = squared_cost(x, self.y)
+        c_yx = squared_cost(self.y, x)
+        c_xx = squared_cost(x, x)
+        f_aa, g_bb, g_ab, f_ba = sinkhorn_loop_batched(
+            log_weights(a),
+            self.b_log,
+            c_xx,
+            self.c_yy,
+            c_xy,
+            c_yx,
+            eps,
+            active,
+            n_iterations,
+            blur=self.blur,
+        )
+        return (a * (f_ba - f_aa)).sum(1) + (self.b * (g_ab - g_bb)).sum(1)
+
+
+__all__ = ["BatchedOT", "fit_lossval_batched", "init_stacked_mlp", "stacked_mlp_forward"]
+
+
+def _stack_runs(name: str, array: object, n_runs: int) -> list[object]:
+    if isinstance(array, torch.Tensor | np.ndarray):
+        if array.ndim not in (2, 3):
+            raise ValueError(f"{name} must be (R, n, d) (or (R, n) for targets), got {array.shape}")
+        runs = list(array)
+    elif isinstance(array, Sequence):
+        runs = list(array)
+    else:
+        raise TypeError(f"{name} must be an array, a tensor or a sequence of per-run arrays")
+    if len(runs) != n_runs:
+        raise ValueError(f"{name} holds {len(runs)} runs but {n_runs} seeds were given")
+    return runs
+
+
+def fit_lossval_batched(
+    x_train: object,
+    y_train: object,
+    x_val: object,
+    *,
+    task: Task,
+    seeds: Sequence[int],
+    epochs: int = 5,
+    lr: float = 0.01,
+    batch_size: int = 32,
+    n_linear: int | None = None,
+    hidden_width: int | None = None,
+    device: str | torch.device = "auto",
+) -> list[LossValResult]:
+    """Train R LossVal runs together; run r equals ``fit_lossval(..., random_state=seeds[r])``.
+
+    Parameters
+    ----------
+    x_train, y_train, x_val : array-like
+        Per-run data stacked on a first axis: (R, n, d), (R, n, k) (or (R, n) for a
+        single regression target) and (R, m, d); or sequences of R per-run 2-D arrays
+        of identical shapes. Runs may hold different data.
+    task : {"classification", "regression"}
+    seeds : list of int
+        One seed per run; run r uses it exactly as ``fit_lossval(random_state=seed)``.
+    epochs, lr, batch_size, n_linear, hidden_width, device
+        As in ``fit_lossval``.
+
+    Returns
+    -------
+    list of LossValResult, one per run, in the order of ``seeds``.
+    """
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(
+            f"epochs and batch_size must be >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}"
+        )
+    seeds = [to_seed(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty: give one seed per run")
+    n_runs = len(seeds)
+    xs, ys, xvs = [], [], []
+    for xt, yt, xv in zip(
+        _stack_runs("x_train", x_train, n_runs),
+        _stack_runs("y_train", y_train, n_runs),
+        _stack_runs("x_val", x_val, n_runs),
+        strict=True,
+    ):
+        xt_a, yt_a, xv_a = check_inputs(xt, yt, xv, task=task)
+        xs.append(xt_a)
+        ys.append(yt_a)
+        xvs.append(xv_a)
+    for name, arrays in (("x_train", xs), ("y_train", ys), ("x_val", xvs)):
+        if any(a.shape != arrays[0].shape for a in arrays):
+            raise ValueError(f"all runs must have the same {name} shape")
+    torch_device = resolve_device(device)
+
+    x = torch.as_tensor(np.stack(xs), dtype=torch.float32, device=torch_device)
+    y = torch.as_tensor(np.stack(ys), dtype=torch.float32, device=torch_device)
+    xv = torch.as_tensor(np.stack(xvs), dtype=torch.float32, device=torch_device)
+    del xs, ys, xvs
+    _, n, d = x.shape
+    k = y.shape[2]
+
+    layers = init_stacked_mlp(
+        task=task,
+        seeds=seeds,
+        n_features=d,
+        n_outputs=k,
+        n_linear=n_linear,
+        hidden_width=hidden_width,
+        device=torch_device,
+    )
+    weights = torch.ones(n_runs, n, device=torch_device, requires_grad=True)
+    params = [t for layer in layers for t in layer]
+    optimizer = torch.optim.Adam([*params, weights], lr=lr)
+
+    # Per-run shuffling and diameters, exactly as fit_lossval computes them.
+    perms = torch.stack([_epoch_permutations(n, epochs, seed + 1) for seed in seeds])
+    diameters = np.asarray(
+        [
+            batch_diameters(max_distance_to(x[r], xv[r]), perms[r].to(torch_device), batch_size)
+            for r in range(n_runs)
+        ],
+        dtype=np.float64,
+    )  # (R, epochs, n_batches)
+    eps_np, lengths = epsilon_schedules(diameters.transpose(1, 2, 0))  # (E, nb, R, L)
+    width = eps_np.shape[-1]
+    n_iterations = lengths.max(axis=2).tolist()  # host ints: (epochs, n_batches)
+    eps_all = torch.as_tensor(eps_np, dtype=torch.float32, device=torch_device)
+    active_all = torch.as_tensor(np.arange(width) < lengths[..., None], device=torch_device)
+    perms = perms.to(torch_device)
+    ot = BatchedOT(xv)
+    runs = torch.arange(n_runs, device=torch_device).unsqueeze(1)
+
+    for epoch in range(epochs):
+        for b, start in enumerate(range(0, n, batch_size)):
+            idx = perms[:, epoch, start : start + batch_size]
+            x_batch = x[runs, idx]
+            w_batch = weights[runs, idx]
+            outputs = stacked_mlp_forward(task, layers, x_batch)
+            per = per_sample_loss(task=task, outputs=outputs, targets=y[runs, idx])
+            distance = ot(
+                w_batch, x_batch, eps_all[epoch, b], active_all[epoch, b], n_iterations[epoch][b]
+            )
+            loss = ((w_batch * per).sum(1) * distance**2).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    values = weights.detach().cpu().numpy().astype(np.float64)
+    return [
+        LossValResult(
+            values=values[r],
+            model=unstack_mlp(
+                task=task,
+                layers=layers,
+                run=r,
+                n_features=d,
+                n_outputs=k,
+                n_linear=n_linear,
+                hidden_width=hidden_width,
+            ),
+            seed=seeds[r],
+            device=str(torch_device),
+        )
+        for r in range(n_runs)
+    ]

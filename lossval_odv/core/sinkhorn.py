@@ -1,0 +1,203 @@
+"""A batched re-implementation of geomloss' tensorized debiased Sinkhorn divergence.
+
+geomloss' ``SamplesLoss("sinkhorn", p=2, blur=blur, diameter=d, scaling=0.5,
+backend="tensorized")`` accepts a batch of problems, but only with one diameter, hence one
+epsilon schedule, for all of them. LossVal needs a different diameter for every batch of
+every run, so this module runs R problems at once, each with its own schedule:
+
+* ``epsilon_schedules`` reproduces ``geomloss...epsilon_schedule`` bit for bit, vectorised
+  over many diameters, and pads the schedules to a common length;
+* ``sinkhorn_loop_batched`` is ``geomloss...sinkhorn_loop`` (single scale, debiased,
+  balanced) where problem r only updates its potentials while ``i < length[r]``, so a
+  problem whose schedule is shorter keeps exactly the potentials it would have had alone;
+  then, like geomloss, one last extrapolation step at ``eps = blur**p`` with autograd on and
+  the loop's potentials detached ("last_extrapolation");
+* ``sinkhorn_divergence`` puts them together with geomloss' cost matrices (``|x-y|^2 / 2``
+  with the same ``detach`` pattern) and ``sinkhorn_cost``: the values and the gradients wrt
+  the weights and the points match geomloss problem by problem.
+
+Only what LossVal uses is supported: p = 2, ``reach=None`` (balanced), ``debias=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+BLUR = 0.05
+SCALING = 0.5
+P = 2
+LOG_WEIGHT_FLOOR = -100000.0  # geomloss.log_weights: log(a) with a <= 0 -> -1e5
+
+
+def epsilon_schedules(
+    diameters: Sequence[float] | np.ndarray,
+    *,
+    blur: float = BLUR,
+    scaling: float = SCALING,
+) -> tuple[np.ndarray, np.ndarray]:
+    """geomloss' epsilon schedules for many diameters, padded to one length.
+
+    For every diameter ``d`` geomloss uses
+    ``[d**p] + [exp(e) for e in np.arange(p log d, p log blur, p log scaling)] + [blur**p]``.
+    Returns ``(eps, lengths)``: ``eps`` has shape ``diameters.shape + (L,)`` in float64,
+    ``L = lengths.max()``; entries past a schedule's length are ``blur**p`` (any positive
+    value would do: they are masked out).
+    """
+    d = np.asarray(diameters, dtype=np.float64)
+    shape = d.shape
+    d = d.reshape(-1)
+    if d.size and not (np.isfinite(d).all() and (d > 0).all()):
+        raise ValueError("diameters must be finite and positive")
+    start = P * np.log(d)
+    stop = P * np.log(blur)
+    step = P * np.log(scaling)
+    # np.arange(start, stop, step) on floats: length ceil((stop - start) / step), values
+    # start + i * delta with delta = (start + step) - start (numpy's "fill" rule).
+    n_arange = np.maximum(np.ceil((stop - start) / step), 0).astype(np.int64)
+    delta = (start + step) - start
+    length = n_arange + 2
+    width = int(length.max()) if d.size else 2
+    final = blur**P
+    eps = np.full((d.size, width), final, dtype=np.float64)
+    # Python's float power (C pow), not numpy's x * x: they differ in the last bit
+    eps[:, 0] = [float(v) ** P for v in d]
+    if width > 2:
+        i = np.arange(width - 2, dtype=np.float64)
+        values = np.exp(start[:, None] + i[None, :] * delta[:, None])
+        # numpy's arange stores start and start + delta as they are
+        values[:, 0] = np.exp(start)
+        if width > 3:
+            values[:, 1] = np.exp(start + delta)
+        inside = np.arange(width - 2)[None, :] < n_arange[:, None]
+        eps[:, 1:-1] = np.where(inside, values, final)
+    eps[np.arange(d.size), length - 1] = final
+    return eps.reshape(*shape, width), length.reshape(shape)
+
+
+def log_weights(a: torch.Tensor) -> torch.Tensor:
+    """geomloss.log_weights: ``log(a)``, with -100000 where ``a <= 0``."""
+    return torch.where(a > 0, a.log(), torch.full_like(a, LOG_WEIGHT_FLOOR))
+
+
+def squared_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """geomloss' p = 2 cost ``|x_i - y_j|^2 / 2`` for (R, N, D), (R, M, D) -> (R, N, M)."""
+    d_xx = (x * x).sum(-1).unsqueeze(2)
+    d_xy = torch.matmul(x, y.permute(0, 2, 1))
+    d_yy = (y * y).sum(-1).unsqueeze(1)
+    return (d_xx - 2 * d_xy + d_yy) / 2
+
+
+def softmin(eps: torch.Tensor, cost: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``-eps * logsumexp_j(h_j - C_ij / eps)`` with a per-problem ``eps`` of shape (R, 1)."""
+    return -eps * (h.unsqueeze(1) - cost / eps.unsqueeze(2)).logsumexp(2)
+
+
+def sinkhorn_loop_batched(
+    a_log: torch.Tensor,
+    b_log: torch.Tensor,
+    c_xx: torch.Tensor,
+    c_yy: torch.Tensor,
+    c_xy: torch.Tensor,
+    c_yx: torch.Tensor,
+    eps: torch.Tensor,
+    active: torch.Tensor,
+    n_iterations: int,
+    *,
+    blur: float = BLUR,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """geomloss' debiased single-scale Sinkhorn loop with one schedule per problem.
+
+    ``eps`` (R, L) holds each problem's schedule (same dtype as the costs), ``active``
+    (R, L) says where it is defined, ``n_iterations <= L`` is the longest schedule (a host
+    int, so the loop never syncs). Returns ``(f_aa, g_bb, g_ab, f_ba)`` like geomloss: the
+    loop runs without autograd, the last extrapolation at ``eps = blur**2`` with it.
+    """
+    with torch.no_grad():
+        e0 = eps[:, :1]
+        g_ab = softmin(e0, c_yx, a_log)
+        f_ba = softmin(e0, c_xy, b_log)
+        f_aa = softmin(e0, c_xx, a_log)
+        g_bb = softmin(e0, c_yy, b_log)
+        for i in range(n_iterations):
+            e = eps[:, i : i + 1]
+            ft_ba = softmin(e, c_xy, b_log + g_ab / e)
+            gt_ab = softmin(e, c_yx, a_log + f_ba / e)
+            ft_aa = softmin(e, c_xx, a_log + f_aa / e)
+            gt_bb = softmin(e, c_yy, b_log + g_bb / e)
+            on = active[:, i : i + 1]
+            f_ba = torch.where(on, 0.5 * (f_ba + ft_ba), f_ba)
+            g_ab = torch.where(on, 0.5 * (g_ab + gt_ab), g_ab)
+            f_aa = torch.where(on, 0.5 * (f_aa + ft_aa), f_aa)
+            g_bb = torch.where(on, 0.5 * (g_bb + gt_bb), g_bb)
+    final = blur**P  # every schedule ends here; geomloss extrapolates at its last eps
+    e = torch.full_like(eps[:, :1], final)
+    f_ba, g_ab = (
+        softmin(e, c_xy, (b_log + g_ab / e).detach()),
+        softmin(e, c_yx, (a_log + f_ba / e).detach()),
+    )
+    f_aa = softmin(e, c_xx, (a_log + f_aa / e).detach())
+    g_bb = softmin(e, c_yy, (b_log + g_bb / e).detach())
+    return f_aa, g_bb, g_ab, f_ba
+
+
+def schedule_tensors(
+    diameters: Sequence[float] | np.ndarray,
+    *,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    blur: float = BLUR,
+    scaling: float = SCALING,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``(eps, active, n_iterations)`` for ``sinkhorn_loop_batched`` from R diameters."""
+    eps_np, lengths = epsilon_schedules(diameters, blur=blur, scaling=scaling)
+    width = eps_np.shape[-1]
+    active_np = np.arange(width)[None, :] < lengths[:, None]
+    eps = torch.as_tensor(eps_np, dtype=dtype, device=device)
+    active = torch.as_tensor(active_np, device=device)
+    return eps, active, width
+
+
+def sinkhorn_divergence(
+    a: torch.Tensor,
+    x: torch.Tensor,
+    b: torch.Tensor,
+    y: torch.Tensor,
+    diameters: Sequence[float] | np.ndarray,
+    *,
+    blur: float = BLUR,
+    scaling: float = SCALING,
+) -> torch.Tensor:
+    """Debiased Sinkhorn divergences of R problems, each with its own diameter, shape (R,).
+
+    Problem r equals ``SamplesLoss("sinkhorn", p=2, blur=blur, scaling=scaling,
+    diameter=diameters[r], backend="tensorized")(a[r], x[r], b[r], y[r])``, value and
+    gradients (wrt ``a``, ``b``, ``x``, ``y``), up to floating-point rounding.
+    a (R, N), x (R, N, D), b (R, M), y (R, M, D).
+    """
+    if x.dim() != 3 or y.dim() != 3 or a.dim() != 2 or b.dim() != 2:
+        raise ValueError("expected a (R, N), x (R, N, D), b (R, M), y (R, M, D)")
+    if len(diameters) != x.shape[0]:
+        raise ValueError(f"need one diameter per problem: {len(diameters)} for {x.shape[0]}")
+    eps, active, n_iterations = schedule_tensors(
+        diameters, dtype=x.dtype, device=x.device, blur=blur, scaling=scaling
+    )
+    c_xy = squared_cost(x, y.detach())
+    c_yx = squared_cost(y, x.detach())
+    c_xx = squared_cost(x, x.detach())
+    c_yy = squared_cost(y, y.detach())
+    f_aa, g_bb, g_ab, f_ba = sinkhorn_loop_batched(
+        log_weights(a),
+        log_weights(b),
+        c_xx,
+        c_yy,
+        c_xy,
+        c_yx,
+        eps,
+        active,
+        n_iterations,
+        blur=blur,
+    )
+    return (a * (f_ba - f_aa)).sum(1) + (b * (g_ab - g_bb)).sum(1)

@@ -141,12 +141,13 @@ class BatchedOT:
     call builds the batch-side cost matrices like geomloss and runs the batched loop.
     """
 
-    def __init__(self, x_val: torch.Tensor, *, blur: float = BLUR) -> None:
+    def __init__(self, x_val: torch.Tensor, *, blur: float = BLUR, compiled: bool = False) -> None:
         self.y = x_val
         self.b = torch.ones(x_val.shape[:2], dtype=x_val.dtype, device=x_val.device)
         self.b_log = log_weights(self.b)
         self.c_yy = squared_cost(x_val, x_val)
         self.blur = blur
+        self.compiled = compiled
 
     def __call__(
         self,
@@ -170,8 +171,17 @@ class BatchedOT:
             active,
             n_iterations,
             blur=self.blur,
+            compiled=self.compiled,
         )
         return (a * (f_ba - f_aa)).sum(1) + (self.b * (g_ab - g_bb)).sum(1)
+
+
+def _adam_kwargs(device: torch.device) -> dict[str, bool]:
+    """Adam's fused kernel where this torch has it (one pass instead of about ten).
+
+    Same update formula as the default implementation, elementwise, up to rounding.
+    """
+    return {"fused": True} if device.type in ("cpu", "cuda") else {}
 
 
 __all__ = ["BatchedOT", "fit_lossval_batched", "init_stacked_mlp", "stacked_mlp_forward"]
@@ -204,6 +214,7 @@ def fit_lossval_batched(
     n_linear: int | None = None,
     hidden_width: int | None = None,
     device: str | torch.device = "auto",
+    compile: bool = False,
 ) -> list[LossValResult]:
     """Train R LossVal runs together; run r equals ``fit_lossval(..., random_state=seeds[r])``.
 
@@ -218,6 +229,10 @@ def fit_lossval_batched(
         One seed per run; run r uses it exactly as ``fit_lossval(random_state=seed)``.
     epochs, lr, batch_size, n_linear, hidden_width, device
         As in ``fit_lossval``.
+    compile : bool
+        Run the Sinkhorn iterations through ``torch.compile`` (about 2x faster on CPU
+        once compiled; the first call compiles for seconds to a minute). Falls back to
+        eager mode with a warning where compilation fails.
 
     Returns
     -------
@@ -265,7 +280,7 @@ def fit_lossval_batched(
     )
     weights = torch.ones(n_runs, n, device=torch_device, requires_grad=True)
     params = [t for layer in layers for t in layer]
-    optimizer = torch.optim.Adam([*params, weights], lr=lr)
+    optimizer = torch.optim.Adam([*params, weights], lr=lr, **_adam_kwargs(torch_device))
 
     # Per-run shuffling and diameters, exactly as fit_lossval computes them.
     perms = torch.stack([_epoch_permutations(n, epochs, seed + 1) for seed in seeds])
@@ -282,7 +297,7 @@ def fit_lossval_batched(
     eps_all = torch.as_tensor(eps_np, dtype=torch.float32, device=torch_device)
     active_all = torch.as_tensor(np.arange(width) < lengths[..., None], device=torch_device)
     perms = perms.to(torch_device)
-    ot = BatchedOT(xv)
+    ot = BatchedOT(xv, compiled=compile)
     runs = torch.arange(n_runs, device=torch_device).unsqueeze(1)
 
     for epoch in range(epochs):

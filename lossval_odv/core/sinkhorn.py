@@ -21,6 +21,7 @@ Only what LossVal uses is supported: p = 2, ``reach=None`` (balanced), ``debias=
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,6 +31,7 @@ BLUR = 0.05
 SCALING = 0.5
 P = 2
 LOG_WEIGHT_FLOOR = -100000.0  # geomloss.log_weights: log(a) with a <= 0 -> -1e5
+EXP_FLOOR = -80.0  # see logsumexp_last
 
 
 def epsilon_schedules(
@@ -90,9 +92,85 @@ def squared_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (d_xx - 2 * d_xy + d_yy) / 2
 
 
+def logsumexp_last(z: torch.Tensor) -> torch.Tensor:
+    """``torch.logsumexp(z, -1)`` for finite ``z``, overwriting ``z``, and fast on CPU.
+
+    Same arithmetic as torch's (shift by the row max, exp, sum, log, add the max back),
+    except that shifted values below -80 are raised to -80 before ``exp``: their terms
+    become 1.8e-35 instead of (nearly) 0 next to the max term's 1, which changes no float32
+    or float64 sum, while ``exp`` of arguments below about -88 takes a slow path on x86
+    CPUs (10x slower), and Sinkhorn's small temperatures produce many of them.
+    """
+    if z.requires_grad:  # the last step, differentiable wrt the points: torch's own
+        return z.logsumexp(-1)
+    m = z.amax(-1, keepdim=True)
+    s = z.sub_(m).clamp_min_(EXP_FLOOR).exp_().sum(-1)
+    return s.log_().add_(m.squeeze(-1))
+
+
 def softmin(eps: torch.Tensor, cost: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """``-eps * logsumexp_j(h_j - C_ij / eps)`` with a per-problem ``eps`` of shape (R, 1)."""
-    return -eps * (h.unsqueeze(1) - cost / eps.unsqueeze(2)).logsumexp(2)
+    """``-eps * logsumexp_j(h_j - C_ij / eps)`` with a per-problem ``eps`` of shape (R, 1).
+
+    ``addcdiv`` computes ``h + (-C) / eps``, the same float as geomloss' ``h - C / eps``,
+    in one pass.
+    """
+    z = torch.addcdiv(h.unsqueeze(1), cost, eps.unsqueeze(2), value=-1)
+    return -eps * logsumexp_last(z)
+
+
+def _softmin_pure(eps: torch.Tensor, cost: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``softmin`` without in-place operations, for ``torch.compile`` to fuse."""
+    z = h.unsqueeze(1) - cost / eps.unsqueeze(2)
+    m = z.amax(-1, keepdim=True)
+    return -eps * ((z - m).clamp_min(EXP_FLOOR).exp().sum(-1).log() + m.squeeze(-1))
+
+
+def _iteration(f_aa, g_bb, g_ab, f_ba, e, on, a_log, b_log, c_xx, c_yy, c_xy, c_yx, *, sm=softmin):
+    """One symmetric Sinkhorn update at temperature ``e`` (R, 1), where ``on`` (R, 1)."""
+    ft_ba = sm(e, c_xy, b_log + g_ab / e)  # b -> a
+    gt_ab = sm(e, c_yx, a_log + f_ba / e)  # a -> b
+    ft_aa = sm(e, c_xx, a_log + f_aa / e)  # a -> a
+    gt_bb = sm(e, c_yy, b_log + g_bb / e)  # b -> b
+    return (
+        torch.where(on, 0.5 * (f_aa + ft_aa), f_aa),
+        torch.where(on, 0.5 * (g_bb + gt_bb), g_bb),
+        torch.where(on, 0.5 * (g_ab + gt_ab), g_ab),
+        torch.where(on, 0.5 * (f_ba + ft_ba), f_ba),
+    )
+
+
+def _pure_iteration(*args):
+    return _iteration(*args, sm=_softmin_pure)
+
+
+_compiled: dict[str, object] = {}  # device type -> compiled iteration, or None if it failed
+
+
+def _compiled_iteration(device_type: str):
+    if device_type not in _compiled:
+        try:
+            _compiled[device_type] = torch.compile(_pure_iteration, dynamic=True)
+        except Exception as exc:  # no compiler backend at all
+            warnings.warn(f"torch.compile unavailable ({exc}); Sinkhorn runs eagerly", stacklevel=3)
+            _compiled[device_type] = None
+    return _compiled[device_type]
+
+
+def _run_iteration(compiled: bool, *args):
+    if compiled:
+        device_type = args[0].device.type
+        fn = _compiled_iteration(device_type)
+        if fn is not None:
+            try:
+                return fn(*args)
+            except Exception as exc:  # e.g. no C++ compiler / triton: fall back, once
+                warnings.warn(
+                    f"torch.compile of the Sinkhorn loop failed ({type(exc).__name__}: {exc}); "
+                    "running it eagerly",
+                    stacklevel=3,
+                )
+                _compiled[device_type] = None
+    return _iteration(*args)
 
 
 def sinkhorn_loop_batched(
@@ -107,6 +185,7 @@ def sinkhorn_loop_batched(
     n_iterations: int,
     *,
     blur: float = BLUR,
+    compiled: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """geomloss' debiased single-scale Sinkhorn loop with one schedule per problem.
 
@@ -114,6 +193,8 @@ def sinkhorn_loop_batched(
     (R, L) says where it is defined, ``n_iterations <= L`` is the longest schedule (a host
     int, so the loop never syncs). Returns ``(f_aa, g_bb, g_ab, f_ba)`` like geomloss: the
     loop runs without autograd, the last extrapolation at ``eps = blur**2`` with it.
+    ``compiled=True`` runs the loop's iterations through ``torch.compile`` (falling back
+    to eager mode, with a warning, where that fails).
     """
     with torch.no_grad():
         e0 = eps[:, :1]
@@ -122,16 +203,21 @@ def sinkhorn_loop_batched(
         f_aa = softmin(e0, c_xx, a_log)
         g_bb = softmin(e0, c_yy, b_log)
         for i in range(n_iterations):
-            e = eps[:, i : i + 1]
-            ft_ba = softmin(e, c_xy, b_log + g_ab / e)
-            gt_ab = softmin(e, c_yx, a_log + f_ba / e)
-            ft_aa = softmin(e, c_xx, a_log + f_aa / e)
-            gt_bb = softmin(e, c_yy, b_log + g_bb / e)
-            on = active[:, i : i + 1]
-            f_ba = torch.where(on, 0.5 * (f_ba + ft_ba), f_ba)
-            g_ab = torch.where(on, 0.5 * (g_ab + gt_ab), g_ab)
-            f_aa = torch.where(on, 0.5 * (f_aa + ft_aa), f_aa)
-            g_bb = torch.where(on, 0.5 * (g_bb + gt_bb), g_bb)
+            f_aa, g_bb, g_ab, f_ba = _run_iteration(
+                compiled,
+                f_aa,
+                g_bb,
+                g_ab,
+                f_ba,
+                eps[:, i : i + 1],
+                active[:, i : i + 1],
+                a_log,
+                b_log,
+                c_xx,
+                c_yy,
+                c_xy,
+                c_yx,
+            )
     final = blur**P  # every schedule ends here; geomloss extrapolates at its last eps
     e = torch.full_like(eps[:, :1], final)
     f_ba, g_ab = (

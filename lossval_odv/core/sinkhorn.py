@@ -118,29 +118,65 @@ def softmin(eps: torch.Tensor, cost: torch.Tensor, h: torch.Tensor) -> torch.Ten
     return -eps * logsumexp_last(z)
 
 
-def _softmin_pure(eps: torch.Tensor, cost: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """``softmin`` without in-place operations, for ``torch.compile`` to fuse."""
-    z = h.unsqueeze(1) - cost / eps.unsqueeze(2)
-    m = z.amax(-1, keepdim=True)
-    return -eps * ((z - m).clamp_min(EXP_FLOOR).exp().sum(-1).log() + m.squeeze(-1))
+# ----------------------------------------------------------------------------------------
+# The four transport problems of one Sinkhorn iteration, fused
+#
+# With z = [x; y] (K = N + M points) and the full cost matrix C = [[C_xx, C_xy], [C_yx, C_yy]],
+# the four soft-min updates of an iteration are, row by row, two log-sum-exps over the
+# column blocks [x | y]:
+#   rows of x: over x -> f_aa (h = a_log + f_aa/eps),  over y -> f_ba (h = b_log + g_ab/eps)
+#   rows of y: over x -> g_ab (h = a_log + f_ba/eps),  over y -> g_bb (h = b_log + g_bb/eps)
+# so with the potentials stored as P (R, 2, K), P[:, 0] = [f_aa; g_ab], P[:, 1] = [f_ba; g_bb],
+# the row-block-0 columns use h = w_log + P[:, 0] / eps and row block 1 uses
+# w_log + P[:, 1] / eps, where w_log = [a_log; b_log]; and the result has P's layout.
+# One iteration is then ~20 tensor operations instead of ~45 (what matters for small R and
+# on GPUs), with the same arithmetic element by element as geomloss' four soft-mins.
+# ----------------------------------------------------------------------------------------
 
 
-def _iteration(f_aa, g_bb, g_ab, f_ba, e, on, a_log, b_log, c_xx, c_yy, c_xy, c_yx, *, sm=softmin):
-    """One symmetric Sinkhorn update at temperature ``e`` (R, 1), where ``on`` (R, 1)."""
-    ft_ba = sm(e, c_xy, b_log + g_ab / e)  # b -> a
-    gt_ab = sm(e, c_yx, a_log + f_ba / e)  # a -> b
-    ft_aa = sm(e, c_xx, a_log + f_aa / e)  # a -> a
-    gt_bb = sm(e, c_yy, b_log + g_bb / e)  # b -> b
-    return (
-        torch.where(on, 0.5 * (f_aa + ft_aa), f_aa),
-        torch.where(on, 0.5 * (g_bb + gt_bb), g_bb),
-        torch.where(on, 0.5 * (g_ab + gt_ab), g_ab),
-        torch.where(on, 0.5 * (f_ba + ft_ba), f_ba),
-    )
+def _fused_softmin(
+    p: torch.Tensor, e: torch.Tensor, w_log: torch.Tensor, cost: torch.Tensor, n: int
+) -> torch.Tensor:
+    """The four soft-min updates from potentials ``p`` (R, 2, K) at temperatures ``e`` (R, 1)."""
+    e3 = e.unsqueeze(2)
+    h = w_log.unsqueeze(1) + p / e3  # (R, 2, K)
+    z = torch.empty_like(cost)
+    torch.addcdiv(h[:, 0:1], cost[:, :n], e3, value=-1, out=z[:, :n])
+    torch.addcdiv(h[:, 1:2], cost[:, n:], e3, value=-1, out=z[:, n:])
+    zx, zy = z[:, :, :n], z[:, :, n:]
+    m = torch.stack((zx.amax(-1), zy.amax(-1)), 1)  # (R, 2, K)
+    zx.sub_(m[:, 0].unsqueeze(2))
+    zy.sub_(m[:, 1].unsqueeze(2))
+    z.clamp_min_(EXP_FLOOR).exp_()
+    s = torch.stack((zx.sum(-1), zy.sum(-1)), 1)
+    return -e3 * s.log_().add_(m)
 
 
-def _pure_iteration(*args):
-    return _iteration(*args, sm=_softmin_pure)
+def _fused_softmin_pure(
+    p: torch.Tensor, e: torch.Tensor, w_log: torch.Tensor, cost: torch.Tensor, n: int
+) -> torch.Tensor:
+    """``_fused_softmin`` without in-place operations, for ``torch.compile`` to fuse."""
+    e3 = e.unsqueeze(2)
+    h = w_log.unsqueeze(1) + p / e3
+    out = []
+    for rows, hr in ((slice(None, n), h[:, 0:1]), (slice(n, None), h[:, 1:2])):
+        z = hr - cost[:, rows] / e3  # (R, rows, K)
+        parts = []
+        for cols in (slice(None, n), slice(n, None)):
+            zc = z[:, :, cols]
+            mc = zc.amax(-1, keepdim=True)
+            parts.append(((zc - mc).clamp_min(EXP_FLOOR).exp().sum(-1, keepdim=True)).log() + mc)
+        out.append(torch.cat(parts, -1))  # (R, rows, 2)
+    return -e3 * torch.cat(out, 1).transpose(1, 2)
+
+
+def _iteration(p, e, on, w_log, cost, n: int, *, softmin_fn=_fused_softmin):
+    """One symmetric Sinkhorn update ``p <- (p + T(p)) / 2`` where ``on`` (R, 1)."""
+    return torch.where(on.unsqueeze(2), 0.5 * (p + softmin_fn(p, e, w_log, cost, n)), p)
+
+
+def _pure_iteration(p, e, on, w_log, cost, n: int):
+    return _iteration(p, e, on, w_log, cost, n, softmin_fn=_fused_softmin_pure)
 
 
 _compiled: dict[str, object] = {}  # device type -> compiled iteration, or None if it failed
@@ -192,41 +228,36 @@ def sinkhorn_loop_batched(
     ``eps`` (R, L) holds each problem's schedule (same dtype as the costs), ``active``
     (R, L) says where it is defined, ``n_iterations <= L`` is the longest schedule (a host
     int, so the loop never syncs). Returns ``(f_aa, g_bb, g_ab, f_ba)`` like geomloss: the
-    loop runs without autograd, the last extrapolation at ``eps = blur**2`` with it.
+    loop runs without autograd, the last extrapolation at ``eps = blur**2`` with it
+    (through the cost matrices, the weights being detached, as in geomloss).
     ``compiled=True`` runs the loop's iterations through ``torch.compile`` (falling back
     to eager mode, with a warning, where that fails).
     """
+    n = c_xx.shape[1]
     with torch.no_grad():
-        e0 = eps[:, :1]
-        g_ab = softmin(e0, c_yx, a_log)
-        f_ba = softmin(e0, c_xy, b_log)
-        f_aa = softmin(e0, c_xx, a_log)
-        g_bb = softmin(e0, c_yy, b_log)
+        cost = torch.cat(
+            (torch.cat((c_xx, c_xy), 2), torch.cat((c_yx, c_yy), 2)), 1
+        )  # (R, K, K), no autograd
+        w_log = torch.cat((a_log, b_log), 1)
+        # initialisation at eps_0 from zero potentials: h = w_log + 0 / eps = w_log
+        p = _fused_softmin(torch.zeros_like(cost[:, :2]), eps[:, :1], w_log, cost, n)
         for i in range(n_iterations):
-            f_aa, g_bb, g_ab, f_ba = _run_iteration(
-                compiled,
-                f_aa,
-                g_bb,
-                g_ab,
-                f_ba,
-                eps[:, i : i + 1],
-                active[:, i : i + 1],
-                a_log,
-                b_log,
-                c_xx,
-                c_yy,
-                c_xy,
-                c_yx,
-            )
+            p = _run_iteration(compiled, p, eps[:, i : i + 1], active[:, i : i + 1], w_log, cost, n)
     final = blur**P  # every schedule ends here; geomloss extrapolates at its last eps
     e = torch.full_like(eps[:, :1], final)
-    f_ba, g_ab = (
-        softmin(e, c_xy, (b_log + g_ab / e).detach()),
-        softmin(e, c_yx, (a_log + f_ba / e).detach()),
+    if not any(c.requires_grad for c in (c_xx, c_yy, c_xy, c_yx)) or not torch.is_grad_enabled():
+        with torch.no_grad():
+            p = _fused_softmin(p, e, w_log, cost, n)
+        return p[:, 0, :n], p[:, 1, n:], p[:, 0, n:], p[:, 1, :n]
+    # differentiable wrt the points: geomloss' four soft-mins on its cost matrices
+    f_aa, g_ab, f_ba, g_bb = p[:, 0, :n], p[:, 0, n:], p[:, 1, :n], p[:, 1, n:]
+    a_log, b_log = a_log.detach(), b_log.detach()
+    return (
+        softmin(e, c_xx, a_log + f_aa / e),
+        softmin(e, c_yy, b_log + g_bb / e),
+        softmin(e, c_yx, a_log + f_ba / e),
+        softmin(e, c_xy, b_log + g_ab / e),
     )
-    f_aa = softmin(e, c_xx, (a_log + f_aa / e).detach())
-    g_bb = softmin(e, c_yy, (b_log + g_bb / e).detach())
-    return f_aa, g_bb, g_ab, f_ba
 
 
 def schedule_tensors(

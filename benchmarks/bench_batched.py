@@ -150,7 +150,9 @@ def bench_throughput(args: argparse.Namespace, device: torch.device) -> None:
             repeats=args.repeats,
         )
         rate = n_runs / seconds
-        rows.append([f"batched R={n_runs}", f"{seconds:.2f}", f"{rate:.2f}", f"{rate * single:.1f}x"])
+        rows.append(
+            [f"batched R={n_runs}", f"{seconds:.2f}", f"{rate:.2f}", f"{rate * single:.1f}x"]
+        )
     print(
         f"\n## Throughput: classification, 1000 x 10 train, 100 val, {epochs} epoch(s), "
         f"{device.type}{', compiled Sinkhorn' if args.compile else ''}"
@@ -160,6 +162,7 @@ def bench_throughput(args: argparse.Namespace, device: torch.device) -> None:
 
 def _child_memory(n: int, engine: str, device_name: str, compile_: bool) -> None:
     device = resolve_device(device_name)
+    warm_up(device, compile_)  # libraries loaded and kernels compiled before measuring
     x, y, xv = synthetic_runs(1, "classification", 10, n=n)
     rss_before = _rss_mib()
     if device.type == "cuda":
@@ -192,7 +195,15 @@ def bench_memory(args: argparse.Namespace, device: torch.device) -> None:
     rows = []
     for n in sizes:
         for engine in engines:
-            cmd = [sys.executable, __file__, "--child-memory", str(n), engine, "--device", str(device)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child-memory",
+                str(n),
+                engine,
+                "--device",
+                str(device),
+            ]
             if args.compile:
                 cmd.append("--compile")
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -211,7 +222,9 @@ def bench_memory(args: argparse.Namespace, device: torch.device) -> None:
     header = ["n_train", "engine", "s/epoch", "ms/step", "peak RSS MiB", "+ over data MiB"]
     if device.type == "cuda":
         header.append("CUDA peak MiB")
-    print(f"\n## Full-dataset valuation: 1 run, 1 epoch, classification, d=10, 100 val, {device.type}")
+    print(
+        f"\n## Full-dataset valuation: 1 run, 1 epoch, classification, d=10, 100 val, {device.type}"
+    )
     print("(each row in a fresh process; '+ over data' = peak RSS minus RSS once data are built)")
     print(table(header, rows))
 
@@ -307,7 +320,8 @@ def main() -> None:
         f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads"
         + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "")
     )
-    print(f"warm-up{' and compilation' if args.compile else ''}: {warm_up(device, args.compile):.1f} s")
+    warm_s = warm_up(device, args.compile)
+    print(f"warm-up{' and compilation' if args.compile else ''}: {warm_s:.1f} s")
     sections = args.sections.split(",")
     if "throughput" in sections:
         bench_throughput(args, device)

@@ -6,8 +6,8 @@ only the arithmetic is shared:
 * the R networks are one stack of parameters (R, out, in) / (R, out), applied with
   ``torch.baddbmm`` and initialised exactly like ``make_mlp`` under each run's seed;
 * the batches are gathered with per-run permutations, those of ``fit_lossval``
-  (``_epoch_permutations(n, epochs, seed + 1)``), and every run's per-batch diameters
-  come from ``batch_diameters``, as in the single run;
+  (``_epoch_permutations(n, epochs, seed + 1)``, drawn one epoch at a time), and every
+  run's per-batch diameters are ``batch_diameters``' (same float32 arithmetic);
 * the Sinkhorn divergences of the R batches are one call of the batched solver of
   ``lossval_odv.core.sinkhorn``, each problem running its own epsilon schedule;
 * one Adam optimises the stacked tensors: Adam is elementwise and every run takes the
@@ -16,8 +16,9 @@ only the arithmetic is shared:
 Run r therefore reproduces ``fit_lossval(..., random_state=seeds[r])`` up to the
 floating-point rounding of batched vs. unbatched matrix products.
 
-All schedules and diameters are computed before the loop, so on CUDA the loop never
-waits for the device.
+Each epoch's schedules and diameters are computed when it starts (one transfer each way),
+so on CUDA the batch loop never waits for the device, and memory stays O(R n): full
+datasets (n = 100 000 and more) train in bounded memory.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from lossval_odv.core.losses import max_distance_to, per_sample_loss
+from lossval_odv.core.losses import DIAMETER_FACTOR, max_distance_to, per_sample_loss
 from lossval_odv.core.mlp import Task, make_mlp
 from lossval_odv.core.runtime import resolve_device, to_seed
 from lossval_odv.core.sinkhorn import (
@@ -37,12 +38,7 @@ from lossval_odv.core.sinkhorn import (
     sinkhorn_loop_batched,
     squared_cost,
 )
-from lossval_odv.core.trainer import (
-    LossValResult,
-    _epoch_permutations,
-    batch_diameters,
-    check_inputs,
-)
+from lossval_odv.core.trainer import LossValResult, check_inputs
 
 # ----------------------------------------------------------------------------------------
 # Stacked MLPs
@@ -187,6 +183,47 @@ def _adam_kwargs(device: torch.device) -> dict[str, bool]:
 __all__ = ["BatchedOT", "fit_lossval_batched", "init_stacked_mlp", "stacked_mlp_forward"]
 
 
+class EpochShuffler:
+    """The permutations of ``_epoch_permutations(n, epochs, seed)``, one epoch at a time."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = n
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def next(self) -> torch.Tensor:
+        return torch.randperm(self.n, generator=self.generator)
+
+
+REACH_CHUNK = 65536  # rows of cdist at a time: bounded memory on full datasets
+
+
+def _max_distance_to(x: torch.Tensor, x_val: torch.Tensor) -> torch.Tensor:
+    """``max_distance_to`` in row chunks (identical to it up to ``REACH_CHUNK`` rows)."""
+    return torch.cat([max_distance_to(c, x_val) for c in x.split(REACH_CHUNK)])
+
+
+def _epoch_schedules(
+    reach: torch.Tensor, perm: torch.Tensor, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Per-batch, per-run Sinkhorn schedules of one epoch.
+
+    The diameters are ``batch_diameters``' (same float32 arithmetic, for R runs at once):
+    returns ``eps`` (n_batches, R, L), ``active`` (n_batches, R, L) on the device and the
+    number of iterations of every batch as host ints.
+    """
+    n_runs, n = perm.shape
+    n_batches = -(-n // batch_size)
+    padded = torch.full((n_runs, n_batches * batch_size), -torch.inf, device=reach.device)
+    padded[:, :n] = torch.gather(reach, 1, perm)
+    per_batch = DIAMETER_FACTOR * padded.view(n_runs, n_batches, batch_size).amax(dim=-1)
+    diameters = per_batch.cpu().numpy().astype(np.float64).T  # (n_batches, R)
+    eps_np, lengths = epsilon_schedules(diameters)
+    active_np = np.arange(eps_np.shape[-1]) < lengths[..., None]
+    eps = torch.as_tensor(eps_np, dtype=reach.dtype).to(reach.device, non_blocking=True)
+    active = torch.as_tensor(active_np).to(reach.device, non_blocking=True)
+    return eps, active, lengths.max(axis=1).tolist()
+
+
 def _stack_runs(name: str, array: object, n_runs: int) -> list[object]:
     if isinstance(array, torch.Tensor | np.ndarray):
         if array.ndim not in (2, 3):
@@ -282,34 +319,23 @@ def fit_lossval_batched(
     params = [t for layer in layers for t in layer]
     optimizer = torch.optim.Adam([*params, weights], lr=lr, **_adam_kwargs(torch_device))
 
-    # Per-run shuffling and diameters, exactly as fit_lossval computes them.
-    perms = torch.stack([_epoch_permutations(n, epochs, seed + 1) for seed in seeds])
-    diameters = np.asarray(
-        [
-            batch_diameters(max_distance_to(x[r], xv[r]), perms[r].to(torch_device), batch_size)
-            for r in range(n_runs)
-        ],
-        dtype=np.float64,
-    )  # (R, epochs, n_batches)
-    eps_np, lengths = epsilon_schedules(diameters.transpose(1, 2, 0))  # (E, nb, R, L)
-    width = eps_np.shape[-1]
-    n_iterations = lengths.max(axis=2).tolist()  # host ints: (epochs, n_batches)
-    eps_all = torch.as_tensor(eps_np, dtype=torch.float32, device=torch_device)
-    active_all = torch.as_tensor(np.arange(width) < lengths[..., None], device=torch_device)
-    perms = perms.to(torch_device)
+    # Each run's farthest validation distance per point, as fit_lossval computes it.
+    reach = torch.stack([_max_distance_to(x[r], xv[r]) for r in range(n_runs)])  # (R, n)
+    shuffles = [EpochShuffler(n, seed + 1) for seed in seeds]
     ot = BatchedOT(xv, compiled=compile)
     runs = torch.arange(n_runs, device=torch_device).unsqueeze(1)
 
-    for epoch in range(epochs):
+    for _ in range(epochs):
+        # This epoch's permutations and Sinkhorn schedules: O(R n) memory, one transfer.
+        perm = torch.stack([s.next() for s in shuffles]).to(torch_device)  # (R, n)
+        eps, active, n_iterations = _epoch_schedules(reach, perm, batch_size)
         for b, start in enumerate(range(0, n, batch_size)):
-            idx = perms[:, epoch, start : start + batch_size]
+            idx = perm[:, start : start + batch_size]
             x_batch = x[runs, idx]
             w_batch = weights[runs, idx]
             outputs = stacked_mlp_forward(task, layers, x_batch)
             per = per_sample_loss(task=task, outputs=outputs, targets=y[runs, idx])
-            distance = ot(
-                w_batch, x_batch, eps_all[epoch, b], active_all[epoch, b], n_iterations[epoch][b]
-            )
+            distance = ot(w_batch, x_batch, eps[b], active[b], n_iterations[b])
             loss = ((w_batch * per).sum(1) * distance**2).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

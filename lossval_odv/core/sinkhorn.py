@@ -152,22 +152,24 @@ def _fused_softmin(
     return -e3 * s.log_().add_(m)
 
 
+def _softmin_pure(eps: torch.Tensor, cost: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``softmin`` without in-place operations, for ``torch.compile`` to fuse."""
+    z = h.unsqueeze(1) - cost / eps.unsqueeze(2)
+    m = z.amax(-1, keepdim=True)
+    return -eps * ((z - m).clamp_min(EXP_FLOOR).exp().sum(-1).log() + m.squeeze(-1))
+
+
 def _fused_softmin_pure(
     p: torch.Tensor, e: torch.Tensor, w_log: torch.Tensor, cost: torch.Tensor, n: int
 ) -> torch.Tensor:
-    """``_fused_softmin`` without in-place operations, for ``torch.compile`` to fuse."""
-    e3 = e.unsqueeze(2)
-    h = w_log.unsqueeze(1) + p / e3
-    out = []
-    for rows, hr in ((slice(None, n), h[:, 0:1]), (slice(n, None), h[:, 1:2])):
-        z = hr - cost[:, rows] / e3  # (R, rows, K)
-        parts = []
-        for cols in (slice(None, n), slice(n, None)):
-            zc = z[:, :, cols]
-            mc = zc.amax(-1, keepdim=True)
-            parts.append(((zc - mc).clamp_min(EXP_FLOOR).exp().sum(-1, keepdim=True)).log() + mc)
-        out.append(torch.cat(parts, -1))  # (R, rows, 2)
-    return -e3 * torch.cat(out, 1).transpose(1, 2)
+    """``_fused_softmin`` as geomloss' four soft-mins, for ``torch.compile`` to fuse."""
+    a_log, b_log = w_log[:, :n], w_log[:, n:]
+    f_aa, g_ab, f_ba, g_bb = p[:, 0, :n], p[:, 0, n:], p[:, 1, :n], p[:, 1, n:]
+    ft_aa = _softmin_pure(e, cost[:, :n, :n], a_log + f_aa / e)
+    ft_ba = _softmin_pure(e, cost[:, :n, n:], b_log + g_ab / e)
+    gt_ab = _softmin_pure(e, cost[:, n:, :n], a_log + f_ba / e)
+    gt_bb = _softmin_pure(e, cost[:, n:, n:], b_log + g_bb / e)
+    return torch.stack((torch.cat((ft_aa, gt_ab), 1), torch.cat((ft_ba, gt_bb), 1)), 1)
 
 
 def _iteration(p, e, on, w_log, cost, n: int, *, softmin_fn=_fused_softmin):

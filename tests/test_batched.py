@@ -166,3 +166,65 @@ def test_cuda_batched_matches_cpu_single_runs():
             x[r], y[r], x_val[r], task="classification", epochs=2, random_state=seed, device="cpu"
         )
         np.testing.assert_allclose(results[r].values, single.values, rtol=1e-3, atol=1e-4)
+
+
+def test_epoch_at_a_time_permutations_and_diameters_equal_the_single_runs():
+    from lossval_odv.core import batched
+    from lossval_odv.core.losses import max_distance_to
+    from lossval_odv.core.sinkhorn import epsilon_schedules
+    from lossval_odv.core.trainer import _epoch_permutations, batch_diameters
+
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 70, 5, generator=gen)
+    x_val = torch.randn(2, 9, 5, generator=gen)
+    seeds = [4, 8]
+    shufflers = [batched.EpochShuffler(70, s + 1) for s in seeds]
+    reach = torch.stack([max_distance_to(x[r], x_val[r]) for r in range(2)])
+    expected = [
+        batch_diameters(reach[r], _epoch_permutations(70, 3, s + 1), 32)
+        for r, s in enumerate(seeds)
+    ]
+    for epoch in range(3):
+        perm = torch.stack([s.next() for s in shufflers])
+        for r, s in enumerate(seeds):
+            assert torch.equal(perm[r], _epoch_permutations(70, 3, s + 1)[epoch])
+        eps, active, n_iterations = batched._epoch_schedules(reach, perm, 32)
+        for r in range(2):
+            ref_eps, ref_len = epsilon_schedules(expected[r][epoch])
+            for b in range(3):
+                length = int(ref_len[b])
+                assert active[b, r].sum() == length
+                np.testing.assert_array_equal(
+                    eps[b, r, :length].numpy(), ref_eps[b, :length].astype(np.float32)
+                )
+        assert n_iterations == [int(v) for v in active.sum(-1).amax(-1)]
+
+
+def test_chunked_reach_equals_max_distance_to(monkeypatch):
+    from lossval_odv.core import batched
+    from lossval_odv.core.losses import max_distance_to
+
+    gen = torch.Generator().manual_seed(3)
+    x, x_val = torch.randn(1000, 6, generator=gen), torch.randn(50, 6, generator=gen)
+    monkeypatch.setattr(batched, "REACH_CHUNK", 128)
+    torch.testing.assert_close(batched._max_distance_to(x, x_val), max_distance_to(x, x_val))
+
+
+@pytest.mark.slow  # compiling takes 10-30 s on 2 cores
+def test_compiled_sinkhorn_equals_eager():
+    """torch.compile path (or its eager fallback where compiling fails) agrees with eager."""
+    from lossval_odv.core.sinkhorn import (
+        log_weights,
+        schedule_tensors,
+        sinkhorn_loop_batched,
+        squared_cost,
+    )
+
+    a, x, b, y, diameters = _problems(torch.float32)
+    eps, active, n_it = schedule_tensors(diameters, dtype=torch.float32, device="cpu")
+    costs = (squared_cost(x, x), squared_cost(y, y), squared_cost(x, y), squared_cost(y, x))
+    args = (log_weights(a), log_weights(b), *costs, eps, active, n_it)
+    eager = sinkhorn_loop_batched(*args)
+    compiled = sinkhorn_loop_batched(*args, compiled=True)
+    for e, c in zip(eager, compiled, strict=True):
+        torch.testing.assert_close(c, e, rtol=1e-5, atol=1e-4)

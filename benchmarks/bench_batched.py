@@ -307,11 +307,14 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
     parser.add_argument("--compile", action="store_true", help="torch.compile the Sinkhorn loop")
     parser.add_argument("--repeats", type=int, default=1, help="best of N for throughput")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument(
         "--sections", default="throughput,memory,grid", help="comma list of the three"
     )
     parser.add_argument("--child-memory", nargs=2, metavar=("N", "ENGINE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.child_memory:
         _child_memory(int(args.child_memory[0]), args.child_memory[1], args.device, args.compile)
         return
@@ -320,6 +323,7 @@ def main() -> None:
         f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads"
         + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "")
     )
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (1 min; other processes share the CPU)")
     warm_s = warm_up(device, args.compile)
     print(f"warm-up{' and compilation' if args.compile else ''}: {warm_s:.1f} s")
     sections = args.sections.split(",")
@@ -329,6 +333,7 @@ def main() -> None:
         bench_memory(args, device)
     if "grid" in sections:
         bench_grid(args, device)
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -344,7 +344,7 @@ def fit_lossval_batched(
     values = weights.detach().cpu().numpy().astype(np.float64)
     return [
         LossValResult(
-            values=values[r],
+            values=values[r].copy(),
             model=unstack_mlp(
                 task=task,
                 layers=layers,

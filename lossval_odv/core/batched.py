@@ -40,6 +40,8 @@ from lossval_odv.core.sinkhorn import (
 )
 from lossval_odv.core.trainer import LossValResult, check_inputs
 
+__all__ = ["BatchedOT", "fit_lossval_batched", "init_stacked_mlp", "stacked_mlp_forward"]
+
 # ----------------------------------------------------------------------------------------
 # Stacked MLPs
 # ----------------------------------------------------------------------------------------
@@ -180,9 +182,6 @@ def _adam_kwargs(device: torch.device) -> dict[str, bool]:
     return {"fused": True} if device.type in ("cpu", "cuda") else {}
 
 
-__all__ = ["BatchedOT", "fit_lossval_batched", "init_stacked_mlp", "stacked_mlp_forward"]
-
-
 class EpochShuffler:
     """The permutations of ``_epoch_permutations(n, epochs, seed)``, one epoch at a time."""
 
@@ -283,26 +282,31 @@ def fit_lossval_batched(
     if not seeds:
         raise ValueError("seeds is empty: give one seed per run")
     n_runs = len(seeds)
-    xs, ys, xvs = [], [], []
-    for xt, yt, xv in zip(
-        _stack_runs("x_train", x_train, n_runs),
-        _stack_runs("y_train", y_train, n_runs),
-        _stack_runs("x_val", x_val, n_runs),
-        strict=True,
-    ):
-        xt_a, yt_a, xv_a = check_inputs(xt, yt, xv, task=task)
-        xs.append(xt_a)
-        ys.append(yt_a)
-        xvs.append(xv_a)
-    for name, arrays in (("x_train", xs), ("y_train", ys), ("x_val", xvs)):
-        if any(a.shape != arrays[0].shape for a in arrays):
-            raise ValueError(f"all runs must have the same {name} shape")
     torch_device = resolve_device(device)
-
-    x = torch.as_tensor(np.stack(xs), dtype=torch.float32, device=torch_device)
-    y = torch.as_tensor(np.stack(ys), dtype=torch.float32, device=torch_device)
-    xv = torch.as_tensor(np.stack(xvs), dtype=torch.float32, device=torch_device)
-    del xs, ys, xvs
+    # Validated and converted one run at a time: only the float32 stacks are held.
+    stacks: list[torch.Tensor] = []
+    for r, run in enumerate(
+        zip(
+            _stack_runs("x_train", x_train, n_runs),
+            _stack_runs("y_train", y_train, n_runs),
+            _stack_runs("x_val", x_val, n_runs),
+            strict=True,
+        )
+    ):
+        arrays = check_inputs(*run, task=task)
+        if r == 0:
+            stacks = [
+                torch.empty((n_runs, *a.shape), dtype=torch.float32, device=torch_device)
+                for a in arrays
+            ]
+        for name, stack, a in zip(("x_train", "y_train", "x_val"), stacks, arrays, strict=True):
+            if a.shape != stack.shape[1:]:
+                raise ValueError(
+                    f"all runs must have the same {name} shape: run {r} has {a.shape}, "
+                    f"run 0 {tuple(stack.shape[1:])}"
+                )
+            stack[r] = torch.as_tensor(a, dtype=torch.float32)
+    x, y, xv = stacks
     _, n, d = x.shape
     k = y.shape[2]
 

@@ -22,12 +22,13 @@ from functools import partial
 import numpy as np
 import torch
 from geomloss import SamplesLoss
-from opendataval.dataloader import DataFetcher, mix_labels
-from opendataval.experiment.util import f1_score, oned_twonn_clustering
 
 import lossval_odv  # noqa: F401  (compatibility layer and dataset registry)
 from lossval_odv.core import fit_lossval, make_mlp, per_sample_loss, resolve_device
 from lossval_odv.core.trainer import check_inputs
+
+from opendataval.dataloader import DataFetcher, mix_labels
+from opendataval.experiment.util import f1_score, oned_twonn_clustering
 
 
 def straightforward_lossval(x_train, y_train, x_val, *, task, epochs, seed, device):

@@ -15,18 +15,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from opendataval.dataloader import DataFetcher, Register
-from opendataval.dataval import DataEvaluator
-from opendataval.dataval.margcontrib.sampler import GrTMCSampler, MonteCarloSampler, TMCSampler
-from opendataval.experiment.exper_methods import discover_corrupted_sample, noisy_detection
-from opendataval.model import ClassifierMLP, LogisticRegression, RegressionMLP
-from opendataval.model.api import RegressionSkLearnWrapper
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from lossval_odv import compat
 from lossval_odv.grid import Cell
 from lossval_odv.noise import NOISE_FUNCTIONS
+
+from opendataval.dataloader import DataFetcher, Register
+from opendataval.dataval import DataEvaluator
+from opendataval.dataval.margcontrib.sampler import GrTMCSampler, MonteCarloSampler, TMCSampler
+from opendataval.experiment.exper_methods import discover_corrupted_sample, noisy_detection
+from opendataval.model import ClassifierMLP, LogisticRegression, RegressionMLP
+from opendataval.model.api import RegressionSkLearnWrapper
 
 # PROTOCOL.md: the baselines' prediction model and how it trains.
 BASELINE_TRAIN_KWARGS = {
@@ -57,10 +58,11 @@ class CellResult:
 def versions() -> dict[str, str]:
     """Library versions that can change a result."""
     import geomloss
-    import opendataval
     import sklearn
 
     import lossval_odv
+
+    import opendataval
 
     return {
         "lossval_odv": lossval_odv.__version__,

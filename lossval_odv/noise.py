@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from opendataval.dataloader import DataFetcher, add_gauss_noise, mix_labels
 from sklearn.utils import check_random_state
+
+from opendataval.dataloader import DataFetcher, add_gauss_noise, mix_labels
 
 
 def _shift_labels(y: np.ndarray, idx: np.ndarray, rs: np.random.RandomState) -> np.ndarray:

@@ -7,12 +7,13 @@ import pytest
 import torch
 from geomloss import SamplesLoss
 from geomloss._legacy.sinkhorn_divergence import epsilon_schedule
-from opendataval.experiment.util import f1_score, oned_twonn_clustering
 
 from lossval_odv.core import fit_lossval
 from lossval_odv.core.batched import fit_lossval_batched, init_stacked_mlp
 from lossval_odv.core.sinkhorn import epsilon_schedules, sinkhorn_divergence
 from tests.conftest import planted_noise_task
+
+from opendataval.experiment.util import f1_score, oned_twonn_clustering
 
 
 def test_epsilon_schedules_equal_geomloss_bit_for_bit():

@@ -41,6 +41,7 @@ def test_bert_model_raises_a_clear_import_error_when_used():
 
 def test_geomloss_utils_alias_lets_lava_run():
     import geomloss
+
     from opendataval.dataval import LavaEvaluator
 
     assert sys.modules["geomloss.utils"] is geomloss.utils

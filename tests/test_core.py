@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 from geomloss import SamplesLoss
-from opendataval.experiment.util import f1_score, oned_twonn_clustering
 
 from lossval_odv.core import fit_lossval, make_mlp, per_sample_loss
 from lossval_odv.core.losses import SinkhornOT, lossval_loss, max_distance_to
 from lossval_odv.core.trainer import _epoch_permutations, batch_diameters
 from tests.conftest import planted_noise_task
+
+from opendataval.experiment.util import f1_score, oned_twonn_clustering
 
 
 def reference_loss(task, model, x_b, y_b, w_b, x_val):

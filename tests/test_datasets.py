@@ -15,12 +15,13 @@ import pandas as pd
 import pytest
 import sklearn.datasets
 import sklearn.datasets._openml
-from opendataval.dataloader import DataFetcher, Register
 
 from lossval_odv import datasets as ds
 from lossval_odv.datasets import sources
 from lossval_odv.datasets.catalog import DATASETS, SHIPPED_SHA256
 from lossval_odv.datasets.preprocess import undersample
+
+from opendataval.dataloader import DataFetcher, Register
 
 OFFLINE = [
     "2dplanes",

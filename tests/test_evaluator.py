@@ -6,14 +6,15 @@ import logging
 
 import numpy as np
 import pytest
+
+from lossval_odv import LossValODV, compat
+from tests.conftest import planted_noise_task
+
 from opendataval.dataloader import DataFetcher, mix_labels
 from opendataval.dataval import DataEvaluator, KNNShapley
 from opendataval.experiment import ExperimentMediator
 from opendataval.experiment.exper_methods import noisy_detection
 from opendataval.model import ClassifierMLP
-
-from lossval_odv import LossValODV, compat
-from tests.conftest import planted_noise_task
 
 
 def test_registered_under_its_own_key():

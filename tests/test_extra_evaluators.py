@@ -7,11 +7,6 @@ import logging
 import numpy as np
 import pytest
 import torch
-from opendataval.dataloader import DataFetcher, mix_labels
-from opendataval.dataval import DataEvaluator
-from opendataval.experiment import ExperimentMediator
-from opendataval.experiment.util import f1_score, oned_twonn_clustering
-from opendataval.model import ClassifierMLP
 
 from lossval_odv.core import make_mlp
 from lossval_odv.evaluators import CleanlabQuality, LossTrajectory, TracIn
@@ -19,6 +14,12 @@ from lossval_odv.evaluators.cleanlab_eval import cleanlab_values
 from lossval_odv.evaluators.loss_trajectory import loss_trajectory_values
 from lossval_odv.evaluators.tracin import checkpoint_epochs, tracin_values
 from tests.conftest import planted_noise_task
+
+from opendataval.dataloader import DataFetcher, mix_labels
+from opendataval.dataval import DataEvaluator
+from opendataval.experiment import ExperimentMediator
+from opendataval.experiment.util import f1_score, oned_twonn_clustering
+from opendataval.model import ClassifierMLP
 
 
 def _split_task(seed: int, task: str):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from opendataval.dataloader import DataFetcher
 
 from lossval_odv.noise import NOISE_FUNCTIONS, mixed_noise
+
+from opendataval.dataloader import DataFetcher
 
 
 def _fetcher(one_hot: bool, seed: int = 0) -> DataFetcher:

@@ -16,11 +16,11 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-import opendataval.dataloader  # noqa: F401  (runs upstream's registrations first)
-from opendataval.dataloader.register import Register
-
 from lossval_odv.datasets.catalog import DATASETS
 from lossval_odv.datasets.loader import load_dataset
+
+import opendataval.dataloader  # noqa: F401  (runs upstream's registrations first)
+from opendataval.dataloader.register import Register
 
 #: Upstream ``Register`` objects that were replaced, by name.
 UPSTREAM_REGISTRATIONS: dict[str, Any] = {}

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from opendataval.dataval.api import DataEvaluator, ModelLessMixin
 from torch import nn
 
 from lossval_odv.core.mlp import Task
@@ -27,6 +26,8 @@ from lossval_odv.evaluators._training import (
     check_training_set,
     train_mlp,
 )
+
+from opendataval.dataval.api import DataEvaluator, ModelLessMixin
 
 logger = logging.getLogger(__name__)
 

@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from opendataval.dataval.api import DataEvaluator, ModelLessMixin
 
 from lossval_odv.core.mlp import Task
 from lossval_odv.core.runtime import RandomStateLike
 from lossval_odv.core.trainer import LossValResult, fit_lossval, is_one_hot
+
+from opendataval.dataval.api import DataEvaluator, ModelLessMixin
 
 logger = logging.getLogger(__name__)
 

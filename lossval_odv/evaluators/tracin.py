@@ -32,7 +32,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from opendataval.dataval.api import DataEvaluator, ModelLessMixin
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
@@ -47,6 +46,8 @@ from lossval_odv.evaluators._training import (
     check_validation_set,
     train_mlp,
 )
+
+from opendataval.dataval.api import DataEvaluator, ModelLessMixin
 
 logger = logging.getLogger(__name__)
 

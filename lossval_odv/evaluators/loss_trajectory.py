@@ -20,8 +20,8 @@ from torch import nn
 
 from lossval_odv.core.mlp import Task
 from lossval_odv.core.runtime import RandomStateLike, resolve_device, to_seed
+from lossval_odv.evaluators._adapter import OwnNetworkAdapter
 from lossval_odv.evaluators._training import (
-    OwnNetworkAdapter,
     as_tensor,
     check_training_set,
     train_mlp,

@@ -6,42 +6,17 @@ import logging
 from typing import Any
 
 import numpy as np
-import torch
 
-from lossval_odv.core.mlp import Task
 from lossval_odv.core.runtime import RandomStateLike
-from lossval_odv.core.trainer import LossValResult, fit_lossval, is_one_hot
+from lossval_odv.core.trainer import LossValResult, fit_lossval
+from lossval_odv.evaluators._adapter import OwnNetworkAdapter
 
 from opendataval.dataval.api import DataEvaluator, ModelLessMixin
 
 logger = logging.getLogger(__name__)
 
 
-def infer_task(y_train: np.ndarray) -> Task:
-    """One-hot labels mean classification; 1-D or single-column targets regression."""
-    if y_train.ndim == 1 or (y_train.ndim == 2 and y_train.shape[1] == 1):
-        return "regression"
-    if is_one_hot(y_train):
-        return "classification"
-    raise ValueError(
-        f"cannot tell the task from y_train of shape {y_train.shape}: classification needs "
-        "one-hot labels (one 1 per row); regression needs a 1-D or single-column target. "
-        "Pass task='regression' for a multi-output regression target."
-    )
-
-
-def _to_numpy(name: str, data: Any, owner: str = "LossValODV") -> np.ndarray:
-    if isinstance(data, torch.Tensor):
-        return data.detach().cpu().numpy()
-    if isinstance(data, np.ndarray):
-        return data
-    raise TypeError(
-        f"{owner} needs {name} as a numpy array or a torch tensor, got "
-        f"{type(data).__name__} (image/text Datasets must be embedded first)"
-    )
-
-
-class LossValODV(ModelLessMixin, DataEvaluator):
+class LossValODV(OwnNetworkAdapter, ModelLessMixin, DataEvaluator):
     """LossVal (Wibiral et al., 2024): data values learned inside the training loss.
 
     Trains the paper's MLP with one learnable weight per training point, minimising
@@ -95,39 +70,12 @@ class LossValODV(ModelLessMixin, DataEvaluator):
         self.device = device
         self.random_state = random_state
 
-    def input_data(self, x_train, y_train, x_valid, y_valid):
-        """Store the training and validation data; errors name what is missing."""
-        if x_valid is None or y_valid is None:
-            raise ValueError("LossValODV needs a validation set; x_valid/y_valid is None")
-        return super().input_data(
-            _to_numpy("x_train", x_train),
-            _to_numpy("y_train", y_train),
-            _to_numpy("x_valid", x_valid),
-            _to_numpy("y_valid", y_valid),
-        )
+    needs_validation = True
 
     def train_data_values(self, *args: Any, **kwargs: Any) -> LossValODV:
         """Run LossVal once. Arguments forwarded by OpenDataVal are logged, not applied."""
-        if not hasattr(self, "x_train"):
-            raise RuntimeError("call input_data(...) or train(fetcher) before train_data_values")
-        if args or kwargs:
-            logger.info(
-                "LossValODV trains its own network (epochs=%s, lr=%s, batch_size=%s); "
-                "prediction-model arguments %s %s are not used",
-                self.epochs,
-                self.lr,
-                self.batch_size,
-                args,
-                kwargs,
-            )
-        if self.task == "auto":
-            task = infer_task(np.asarray(self.y_train))
-        elif self.task in ("classification", "regression"):
-            task = self.task
-        else:
-            raise ValueError(
-                f"task must be 'auto', 'classification' or 'regression', got {self.task!r}"
-            )
+        settings = f"epochs={self.epochs}, lr={self.lr}, batch_size={self.batch_size}"
+        task = self._prepare(args, kwargs, settings, logger)
         self.result_: LossValResult = fit_lossval(
             self.x_train,
             self.y_train,
@@ -141,11 +89,8 @@ class LossValODV(ModelLessMixin, DataEvaluator):
             random_state=self.random_state,
             device=self.device,
         )
-        self.__dict__.pop("data_values", None)  # forget values cached from an earlier run
         return self
 
     def evaluate_data_values(self) -> np.ndarray:
         """The learned weights, one per training point (higher = more valuable)."""
-        if not hasattr(self, "result_"):
-            raise RuntimeError("LossValODV has not been trained yet")
-        return self.result_.values
+        return self._values()

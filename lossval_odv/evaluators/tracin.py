@@ -38,8 +38,8 @@ from torch.func import functional_call, grad, vmap
 from lossval_odv.core.losses import per_sample_loss
 from lossval_odv.core.mlp import Task
 from lossval_odv.core.runtime import RandomStateLike, resolve_device, to_seed
+from lossval_odv.evaluators._adapter import OwnNetworkAdapter
 from lossval_odv.evaluators._training import (
-    OwnNetworkAdapter,
     as_tensor,
     check_schedule,
     check_training_set,

@@ -182,6 +182,13 @@ class _ValuesOnly:
     data_values: np.ndarray
 
 
+def cell_device(cell: Cell) -> torch.device:
+    """The device a cell computes on: its own, with "auto" meaning CUDA when present."""
+    if cell.device != "auto":
+        return torch.device(cell.device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def compute_cell(cell: Cell, *, precomputed: Valuation | None = None) -> CellResult:
     """Compute one cell; a failing evaluator gives a ``failed`` result with its error.
 
@@ -189,9 +196,7 @@ def compute_cell(cell: Cell, *, precomputed: Valuation | None = None) -> CellRes
     run (the values must come from this cell's data and seed).
     """
     start = time.perf_counter()
-    device = torch.device(
-        cell.device if cell.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    device = cell_device(cell)
     task = task_of(cell.dataset)
     result = CellResult(
         key=cell.key,
@@ -219,16 +224,15 @@ def _value_and_evaluate(
     task = result.task
     n_features = int(np.prod(fetcher.covar_dim))
     n_classes = int(fetcher.label_dim[0]) if task == "classification" else 1
-    if precomputed is None:
-        evaluator = build_evaluator(cell, device)
-        torch.manual_seed(cell.method_seed)  # baselines draw from torch's global generator
+    evaluator = build_evaluator(cell, device) if precomputed is None else None
+    # Baselines and the experiments' models draw from torch's global generator. The
+    # prediction model is drawn in both branches (LossVal's trainers leave the generator
+    # untouched), so the experiments of precomputed values see the same generator state.
+    torch.manual_seed(cell.method_seed)
+    model = prediction_model(task, n_features, n_classes, device)
+    if evaluator is not None:
         t0 = time.perf_counter()
-        evaluator.train(
-            fetcher,
-            prediction_model(task, n_features, n_classes, device),
-            None,
-            **BASELINE_TRAIN_KWARGS[task],
-        )
+        evaluator.train(fetcher, model, None, **BASELINE_TRAIN_KWARGS[task])
         values = np.asarray(evaluator.data_values, dtype=np.float64).reshape(-1)
         result.seconds = time.perf_counter() - t0
     else:

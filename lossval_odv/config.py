@@ -92,6 +92,7 @@ class BenchmarkConfig(_Strict):
     ray_address: str | None = None
     gpus_per_task: float | None = Field(None, ge=0)
     batch_lossval: bool = True
+    max_batch_runs: int = Field(64, ge=1)
     max_retries: int = Field(2, ge=0)
 
     @model_validator(mode="before")

@@ -92,8 +92,29 @@ def expand(config: BenchmarkConfig) -> list[Cell]:
     return cells
 
 
-def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:
-    """The deterministic ``index``-th of ``count`` slices (by key), for job arrays."""
+BATCHABLE_EVALUATORS = ("lossvalodv",)
+
+
+def batch_group(cell: Cell) -> tuple | None:
+    """Cells with the same (non-None) group can train together in the batched LossVal
+    trainer: same dataset and method, hence the same settings and data shapes."""
+    if cell.evaluator not in BATCHABLE_EVALUATORS:
+        return None
+    return (cell.dataset, cell.method, cell.split, cell.device)
+
+
+def shard(cells: list[Cell], index: int, count: int, *, keep_groups: bool = False) -> list[Cell]:
+    """The deterministic ``index``-th of ``count`` slices (by key), for job arrays.
+
+    With ``keep_groups`` a whole batch group goes to one shard, so that sharded and
+    unsharded runs train the same batches (batched results differ from single-run
+    results by float rounding; keeping groups whole keeps shards bit-identical).
+    """
     if count < 1 or not 0 <= index < count:
         raise ValueError(f"shard must be i/N with 0 <= i < N, got {index}/{count}")
-    return [c for c in cells if int(c.key, 16) % count == index]
+
+    def slot(cell: Cell) -> int:
+        group = batch_group(cell) if keep_groups else None
+        return int(cell.key, 16) % count if group is None else derive_seed(*group) % count
+
+    return [c for c in cells if slot(c) == index]

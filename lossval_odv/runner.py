@@ -56,10 +56,12 @@ def run_benchmark(
 
     cells = expand(config)
     if shard_spec is not None:
-        cells = shard(cells, *shard_spec)
+        cells = shard(cells, *shard_spec, keep_groups=config.batch_lossval)
     done = store.finished_keys()
     todo = [c for c in cells if c.key not in done]
-    tasks = plan_tasks(todo, batch_lossval=config.batch_lossval)
+    tasks = plan_tasks(
+        todo, batch_lossval=config.batch_lossval, max_batch_runs=config.max_batch_runs
+    )
     backend_name, jobs = resolve_backend(backend or config.backend, n_jobs or config.n_jobs)
     engine = make_backend(
         backend_name,

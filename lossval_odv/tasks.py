@@ -1,35 +1,91 @@
 """The engine-agnostic task layer: group cells into tasks and compute a task.
 
 A task is a tuple of cells computed together in one worker. Most tasks hold one cell;
-LossVal cells that differ only in their run (same dataset, noise, rate, method) can
-form one task so that a batched trainer may train them at once. A task is a pure,
-picklable value: any backend can ship it to any worker.
+LossVal cells on the same dataset with the same method (so the same settings and data
+shapes; their noise, rate and run differ) form one task, trained at once by the batched
+trainer, each cell getting the values it would get alone. A task is a pure, picklable
+value: any backend can ship it to any worker.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import time
+import warnings
 
-from lossval_odv.cell import CellResult, compute_cell
-from lossval_odv.grid import Cell
+from lossval_odv.cell import (
+    CellResult,
+    Valuation,
+    build_evaluator,
+    cell_device,
+    compute_cell,
+    make_fetcher,
+)
+from lossval_odv.grid import Cell, batch_group
 
 Task = tuple[Cell, ...]
 
+MAX_BATCH_RUNS = 64  # beyond this a larger batch gains little (benchmarks/bench_batched.py)
 
-def plan_tasks(cells: list[Cell], *, batch_lossval: bool = False) -> list[Task]:
-    """One task per cell, or LossVal cells grouped across runs when ``batch_lossval``."""
+
+def plan_tasks(
+    cells: list[Cell], *, batch_lossval: bool = False, max_batch_runs: int = MAX_BATCH_RUNS
+) -> list[Task]:
+    """One task per cell, or LossVal cells grouped (at most ``max_batch_runs`` per task).
+
+    Tasks keep the order of the cells: a group takes the place of its first cell.
+    """
     if not batch_lossval:
         return [(cell,) for cell in cells]
-    groups: dict[tuple, list[Cell]] = defaultdict(list)
-    tasks: list[Task] = []
+    if max_batch_runs < 1:
+        raise ValueError(f"max_batch_runs must be >= 1, got {max_batch_runs}")
+    slots: list[list[Cell]] = []
+    open_groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
-        if cell.evaluator == "lossvalodv":
-            groups[(cell.dataset, cell.noise, cell.rate, cell.method)].append(cell)
-        else:
-            tasks.append((cell,))
-    return [tuple(group) for group in groups.values()] + tasks
+        key = batch_group(cell)
+        if key is None:
+            slots.append([cell])
+            continue
+        group = open_groups.get(key)
+        if group is None or len(group) == max_batch_runs:
+            group = open_groups[key] = []
+            slots.append(group)
+        group.append(cell)
+    return [tuple(slot) for slot in slots]
 
 
 def compute_task(task: Task) -> list[CellResult]:
-    """Compute every cell of a task (in one process)."""
+    """Compute every cell of a task (in one process); a group of LossVal cells is trained
+    by the batched trainer, or cell by cell if the cells turn out not to fit together."""
+    if len(task) > 1:
+        valuations = _batched_valuations(task)
+        if valuations is not None:
+            return [
+                compute_cell(cell, precomputed=valuation)
+                for cell, valuation in zip(task, valuations, strict=True)
+            ]
     return [compute_cell(cell) for cell in task]
+
+
+def _batched_valuations(task: Task) -> list[Valuation] | None:
+    """The LossVal values of every cell from one batched run; None (with a warning) if the
+    cells cannot train together, e.g. different data shapes or a failing input check."""
+    from lossval_odv.evaluators.lossval import train_together
+
+    try:
+        evaluators = []
+        for cell in task:
+            fetcher = make_fetcher(cell)
+            x_train, y_train, x_valid, y_valid, *_ = fetcher.datapoints
+            evaluator = build_evaluator(cell, cell_device(cell))
+            evaluators.append(evaluator.input_data(x_train, y_train, x_valid, y_valid))
+        start = time.perf_counter()
+        train_together(evaluators)
+        share = (time.perf_counter() - start) / len(task)
+    except Exception as exc:  # each cell then runs (and records its own error) alone
+        warnings.warn(
+            f"batched LossVal of {len(task)} cells ({task[0].describe()}, ...) failed "
+            f"({type(exc).__name__}: {exc}); training them one by one",
+            stacklevel=2,
+        )
+        return None
+    return [Valuation(e.evaluate_data_values(), share) for e in evaluators]

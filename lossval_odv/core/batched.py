@@ -30,7 +30,7 @@ import torch
 
 from lossval_odv.core.losses import DIAMETER_FACTOR, max_distance_to, per_sample_loss
 from lossval_odv.core.mlp import Task, make_mlp
-from lossval_odv.core.runtime import resolve_device, to_seed
+from lossval_odv.core.runtime import RandomStateLike, resolve_device, to_seed
 from lossval_odv.core.sinkhorn import (
     BLUR,
     epsilon_schedules,
@@ -243,7 +243,7 @@ def fit_lossval_batched(
     x_val: object,
     *,
     task: Task,
-    seeds: Sequence[int],
+    seeds: Sequence[RandomStateLike],
     epochs: int = 5,
     lr: float = 0.01,
     batch_size: int = 32,
@@ -261,7 +261,7 @@ def fit_lossval_batched(
         single regression target) and (R, m, d); or sequences of R per-run 2-D arrays
         of identical shapes. Runs may hold different data.
     task : {"classification", "regression"}
-    seeds : list of int
+    seeds : list of int, numpy RandomState/Generator or None
         One seed per run; run r uses it exactly as ``fit_lossval(random_state=seed)``.
     epochs, lr, batch_size, n_linear, hidden_width, device
         As in ``fit_lossval``.

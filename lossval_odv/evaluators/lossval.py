@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from lossval_odv.core.batched import fit_lossval_batched
 from lossval_odv.core.runtime import RandomStateLike
 from lossval_odv.core.trainer import LossValResult, fit_lossval
 from lossval_odv.evaluators._adapter import OwnNetworkAdapter
@@ -72,6 +74,17 @@ class LossValODV(OwnNetworkAdapter, ModelLessMixin, DataEvaluator):
 
     needs_validation = True
 
+    def _training_settings(self) -> dict[str, Any]:
+        """What ``fit_lossval`` takes from the constructor (besides data and seed)."""
+        return {
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "n_linear": self.n_linear,
+            "hidden_width": self.hidden_width,
+            "device": self.device,
+        }
+
     def train_data_values(self, *args: Any, **kwargs: Any) -> LossValODV:
         """Run LossVal once. Arguments forwarded by OpenDataVal are logged, not applied."""
         settings = f"epochs={self.epochs}, lr={self.lr}, batch_size={self.batch_size}"
@@ -81,16 +94,48 @@ class LossValODV(OwnNetworkAdapter, ModelLessMixin, DataEvaluator):
             self.y_train,
             self.x_valid,
             task=task,
-            epochs=self.epochs,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            n_linear=self.n_linear,
-            hidden_width=self.hidden_width,
             random_state=self.random_state,
-            device=self.device,
+            **self._training_settings(),
         )
         return self
 
     def evaluate_data_values(self) -> np.ndarray:
         """The learned weights, one per training point (higher = more valuable)."""
         return self._values()
+
+
+def train_together(evaluators: Sequence[LossValODV]) -> None:
+    """Train several ``LossValODV`` evaluators in one batched run (``fit_lossval_batched``).
+
+    Each evaluator must hold its data (``input_data`` or ``setup``) and all must share
+    their settings, task and data shapes; their data and seeds may differ. Every evaluator
+    then holds the values that its own ``train_data_values()`` would give, up to float32
+    rounding (batched vs. unbatched matrix products). Raises ``ValueError`` when they are
+    not compatible, before any training.
+    """
+    if not evaluators:
+        raise ValueError("no evaluators to train")
+    first = evaluators[0]
+    settings = first._training_settings()
+    tasks = set()
+    for evaluator in evaluators:
+        if not isinstance(evaluator, LossValODV):
+            raise TypeError(f"expected LossValODV evaluators, got {type(evaluator).__name__}")
+        if evaluator._training_settings() != settings:
+            raise ValueError(
+                "evaluators trained together need the same settings: "
+                f"{evaluator._training_settings()} vs {settings}"
+            )
+        tasks.add(evaluator._prepare((), {}, "", logger))
+    if len(tasks) != 1:
+        raise ValueError(f"evaluators trained together need one task, got {sorted(tasks)}")
+    results = fit_lossval_batched(
+        [e.x_train for e in evaluators],
+        [e.y_train for e in evaluators],
+        [e.x_valid for e in evaluators],
+        task=tasks.pop(),
+        seeds=[e.random_state for e in evaluators],
+        **settings,
+    )
+    for evaluator, result in zip(evaluators, results, strict=True):
+        evaluator.result_ = result

@@ -12,6 +12,7 @@ from lossval_odv.core import fit_lossval
 from lossval_odv.core.batched import fit_lossval_batched, init_stacked_mlp
 from lossval_odv.core.sinkhorn import epsilon_schedules, sinkhorn_divergence
 from tests.conftest import planted_noise_task
+from tests.reference_lossval import reference_fit_lossval
 
 from opendataval.experiment.util import f1_score, oned_twonn_clustering
 
@@ -64,20 +65,28 @@ def test_batched_sinkhorn_equals_geomloss_per_problem(dtype, rtol):
             )
 
 
-def test_stacked_adam_equals_separate_optimisers():
+@pytest.mark.parametrize("fused", [True, False])
+def test_stacked_adam_equals_separate_torch_optimisers(fused, monkeypatch):
+    from lossval_odv.core import batched
+
+    if fused and not batched._has_fused_adam(torch.device("cpu")):
+        pytest.skip("this torch has no fused CPU Adam")
+    if not fused:
+        monkeypatch.setattr(batched, "_has_fused_adam", lambda device: False)
     gen = torch.Generator().manual_seed(0)
     inits = [torch.randn(3, 4, generator=gen) for _ in range(2)]
     grads = [[torch.randn(3, 4, generator=gen) for _ in range(2)] for _ in range(5)]
     separate = [p.clone().requires_grad_() for p in inits]
     stacked = torch.stack(inits).requires_grad_()
-    opts = [torch.optim.Adam([p], lr=0.01) for p in separate]
-    opt = torch.optim.Adam([stacked], lr=0.01)
+    opts = [torch.optim.Adam([p], lr=0.01, fused=fused or None) for p in separate]
+    opt = batched.StackedAdam([stacked], lr=0.01)
+    assert opt.fused is fused
     for step in grads:
         for p, o, g in zip(separate, opts, step, strict=True):
             p.grad = g.clone()
             o.step()
-        stacked.grad = torch.stack(step)
-        opt.step()
+        # a transposed (non-contiguous) gradient, as torch.autograd.grad may return
+        opt.step([torch.stack(step).transpose(1, 2).contiguous().transpose(1, 2)])
     torch.testing.assert_close(stacked.detach(), torch.stack(separate).detach(), rtol=0, atol=0)
 
 
@@ -98,23 +107,33 @@ def _stacked_tasks(task, seeds, n=200):
     return (np.stack([d[i] for d in data]) for i in range(4))
 
 
-# Observed on CPU (torch 2.13): after 2 epochs on 200 points the batched and single values
-# differ by at most 2e-7 (1-2 float32 ulps; batched vs unbatched matmul rounding).
+# Observed on CPU (torch 2.13): after 2 epochs on 200 points the batched runs, the single
+# runs (the engine with R = 1) and the reference loop (geomloss' SamplesLoss every batch)
+# differ by at most 2e-7 (1-2 float32 ulps: batched vs unbatched products, geomloss'
+# reduction order). Looser agreement would show as 1e-2 gaps: Adam turns the sign of any
+# tiny gradient into a full lr step.
 @pytest.mark.parametrize("task", ["classification", "regression"])
-def test_batched_runs_equal_single_runs(task):
+def test_batched_runs_equal_single_runs_and_the_geomloss_reference(task):
     x, y, x_val, _ = _stacked_tasks(task, [0, 1, 2])
     seeds = [5, 6, 7]
     results = fit_lossval_batched(x, y, x_val, task=task, seeds=seeds, epochs=2, device="cpu")
     assert [r.seed for r in results] == seeds
     for r, seed in enumerate(seeds):
         single = fit_lossval(x[r], y[r], x_val[r], task=task, epochs=2, random_state=seed)
+        reference = reference_fit_lossval(
+            x[r], y[r], x_val[r], task=task, epochs=2, random_state=seed
+        )
         assert np.all(results[r].values != 1.0)
-        np.testing.assert_allclose(results[r].values, single.values, rtol=1e-5, atol=1e-6)
-        probe = torch.as_tensor(x_val[r], dtype=torch.float32)
-        with torch.no_grad():
-            np.testing.assert_allclose(
-                results[r].model(probe).numpy(), single.model(probe).numpy(), rtol=1e-4, atol=1e-5
-            )
+        for other in (single, reference):
+            np.testing.assert_allclose(results[r].values, other.values, rtol=1e-5, atol=1e-6)
+            probe = torch.as_tensor(x_val[r], dtype=torch.float32)
+            with torch.no_grad():
+                np.testing.assert_allclose(
+                    results[r].model(probe).numpy(),
+                    other.model(probe).numpy(),
+                    rtol=1e-4,
+                    atol=1e-5,
+                )
 
 
 def test_batched_is_deterministic_and_order_independent():
@@ -135,7 +154,9 @@ def test_batched_detection_f1_equals_single_runs(task):
     x, y, x_val, noisy = _stacked_tasks(task, [1, 2], n=1000)
     results = fit_lossval_batched(x, y, x_val, task=task, seeds=[1, 2], epochs=5, device="cpu")
     for r in range(2):
-        single = fit_lossval(x[r], y[r], x_val[r], task=task, epochs=5, random_state=r + 1)
+        single = reference_fit_lossval(
+            x[r], y[r], x_val[r], task=task, epochs=5, random_state=r + 1
+        )
         f1 = []
         for values in (results[r].values, single.values):
             low, _ = oned_twonn_clustering(values)
@@ -173,7 +194,7 @@ def test_epoch_at_a_time_permutations_and_diameters_equal_the_single_runs():
     from lossval_odv.core import batched
     from lossval_odv.core.losses import max_distance_to
     from lossval_odv.core.sinkhorn import epsilon_schedules
-    from lossval_odv.core.trainer import _epoch_permutations, batch_diameters
+    from tests.reference_lossval import batch_diameters, epoch_permutations
 
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(2, 70, 5, generator=gen)
@@ -182,23 +203,31 @@ def test_epoch_at_a_time_permutations_and_diameters_equal_the_single_runs():
     shufflers = [batched.EpochShuffler(70, s + 1) for s in seeds]
     reach = torch.stack([max_distance_to(x[r], x_val[r]) for r in range(2)])
     expected = [
-        batch_diameters(reach[r], _epoch_permutations(70, 3, s + 1), 32)
-        for r, s in enumerate(seeds)
+        batch_diameters(reach[r], epoch_permutations(70, 3, s + 1), 32) for r, s in enumerate(seeds)
     ]
     for epoch in range(3):
         perm = torch.stack([s.next() for s in shufflers])
         for r, s in enumerate(seeds):
-            assert torch.equal(perm[r], _epoch_permutations(70, 3, s + 1)[epoch])
-        eps, active, n_iterations = batched._epoch_schedules(reach, perm, 32)
+            assert torch.equal(perm[r], epoch_permutations(70, 3, s + 1)[epoch])
+        schedules = batched._epoch_schedules(reach, perm, 32)
         for r in range(2):
             ref_eps, ref_len = epsilon_schedules(expected[r][epoch])
-            for b in range(3):
+            for b, batch in enumerate(schedules.batches):
                 length = int(ref_len[b])
-                assert active[b, r].sum() == length
+                assert batch.active[r].sum() == length
                 np.testing.assert_array_equal(
-                    eps[b, r, :length].numpy(), ref_eps[b, :length].astype(np.float32)
+                    batch.eps[r, :length].numpy(), ref_eps[b, :length].astype(np.float32)
                 )
-        assert n_iterations == [int(v) for v in active.sum(-1).amax(-1)]
+                # the run's g_bb row is that of its own diameter
+                row = int(batch.self_rows[r])
+                assert schedules.self_runs[row] == r
+                assert schedules.self_diameters[row] == np.float32(expected[r][epoch][b])
+        for batch in schedules.batches:
+            lengths = batch.active.sum(-1)
+            assert (batch.n_iterations, batch.n_unmasked) == (lengths.max(), lengths.min())
+        runs, diameters = schedules.self_runs.tolist(), schedules.self_diameters.tolist()
+        pairs = set(zip(runs, diameters, strict=True))
+        assert len(pairs) == len(schedules.self_runs)  # distinct problems only
 
 
 def test_chunked_reach_equals_max_distance_to(monkeypatch):
@@ -211,21 +240,37 @@ def test_chunked_reach_equals_max_distance_to(monkeypatch):
     torch.testing.assert_close(batched._max_distance_to(x, x_val), max_distance_to(x, x_val))
 
 
-@pytest.mark.slow  # compiling takes 10-30 s on 2 cores
-def test_compiled_sinkhorn_equals_eager():
-    """torch.compile path (or its eager fallback where compiling fails) agrees with eager."""
-    from lossval_odv.core.sinkhorn import (
-        log_weights,
-        schedule_tensors,
-        sinkhorn_loop_batched,
-        squared_cost,
-    )
+def test_batched_ot_with_shared_self_potentials_equals_geomloss(monkeypatch):
+    """BatchedOT's divergences, with g_bb computed once per (run, diameter) in small chunks
+    and through cache evictions, equal geomloss' problem by problem."""
+    from lossval_odv.core import batched
 
-    a, x, b, y, diameters = _problems(torch.float32)
-    eps, active, n_it = schedule_tensors(diameters, dtype=torch.float32, device="cpu")
-    costs = (squared_cost(x, x), squared_cost(y, y), squared_cost(x, y), squared_cost(y, x))
-    args = (log_weights(a), log_weights(b), *costs, eps, active, n_it)
-    eager = sinkhorn_loop_batched(*args)
-    compiled = sinkhorn_loop_batched(*args, compiled=True)
-    for e, c in zip(eager, compiled, strict=True):
-        torch.testing.assert_close(c, e, rtol=1e-5, atol=1e-4)
+    monkeypatch.setattr(batched, "SELF_CHUNK", 2)
+    monkeypatch.setattr(batched, "SELF_CACHE_FLOATS", 3 * 20)  # 3 potentials of M = 20
+    gen = torch.Generator().manual_seed(4)
+    x_val = torch.randn(2, 20, 3, generator=gen) * torch.tensor([1.0, 4.0])[:, None, None]
+    ot = batched.BatchedOT(x_val)
+    for step in range(4):
+        x = torch.randn(2, 8, 3, generator=gen)
+        a = (0.5 + torch.rand(2, 8, generator=gen)).requires_grad_()
+        diameters = np.array([1.1 * float(torch.cdist(x[r], x_val[r]).max()) for r in range(2)])
+        # this step's problems, listed twice (as batches sharing a diameter are)
+        g_bb = ot.self_potentials(np.array([0, 1, 0, 1]), np.concatenate([diameters] * 2))
+        eps_np, lengths = epsilon_schedules(diameters)
+        schedule = batched.BatchSchedule(
+            eps=torch.as_tensor(eps_np, dtype=torch.float32),
+            active=torch.as_tensor(np.arange(eps_np.shape[1]) < lengths[:, None]),
+            n_iterations=int(lengths.max()),
+            n_unmasked=int(lengths.min()),
+            self_rows=torch.tensor([2, 1]),
+        )
+        values = ot(a, x, (x * x).sum(-1), g_bb[schedule.self_rows], schedule)
+        values.sum().backward()
+        for r in range(2):
+            ref_a = a[r].detach().clone().requires_grad_()
+            loss = SamplesLoss("sinkhorn", p=2, blur=0.05, diameter=diameters[r])
+            ref = loss(ref_a, x[r], torch.ones(20), x_val[r])
+            ref.backward()
+            assert values[r].item() == pytest.approx(ref.item(), rel=1e-5), step
+            scale = float(ref_a.grad.abs().max())
+            np.testing.assert_allclose(a.grad[r], ref_a.grad, rtol=1e-4, atol=1e-5 * scale)

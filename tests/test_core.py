@@ -11,8 +11,8 @@ from geomloss import SamplesLoss
 
 from lossval_odv.core import fit_lossval, make_mlp, per_sample_loss
 from lossval_odv.core.losses import SinkhornOT, lossval_loss, max_distance_to
-from lossval_odv.core.trainer import _epoch_permutations, batch_diameters
 from tests.conftest import planted_noise_task
+from tests.reference_lossval import batch_diameters, epoch_permutations
 
 from opendataval.experiment.util import f1_score, oned_twonn_clustering
 
@@ -89,7 +89,7 @@ def test_precomputed_batch_diameters_equal_per_batch_cdist():
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(70, 5, generator=gen)
     x_val = torch.randn(9, 5, generator=gen)
-    perms = _epoch_permutations(70, 3, seed=11)
+    perms = epoch_permutations(70, 3, seed=11)
     got = batch_diameters(max_distance_to(x, x_val), perms, batch_size=32)
     for epoch in range(3):
         expected = [

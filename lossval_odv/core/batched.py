@@ -24,6 +24,7 @@ datasets (n = 100 000 and more) train in bounded memory.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,10 +34,11 @@ from lossval_odv.core.mlp import Task, make_mlp
 from lossval_odv.core.runtime import RandomStateLike, resolve_device, to_seed
 from lossval_odv.core.sinkhorn import (
     BLUR,
+    cross_potentials,
     epsilon_schedules,
     log_weights,
-    sinkhorn_loop_batched,
     squared_cost,
+    symmetric_potential,
 )
 from lossval_odv.core.trainer import LossValResult, check_inputs
 
@@ -135,51 +137,142 @@ def unstack_mlp(
 class BatchedOT:
     """Sinkhorn divergences between R weighted batches and R fixed validation sets.
 
-    The validation side (ones as weights) and its cost matrix are computed once; each
-    call builds the batch-side cost matrices like geomloss and runs the batched loop.
+    The validation side (ones as weights), its cost matrix and squared norms are computed
+    once. Its debiasing potential (geomloss' ``g_bb``) depends on the validation set and
+    the batch's diameter only; a batch's diameter is set by its farthest point, and the
+    same few points set most batches' diameters, so ``self_potentials`` computes it once
+    per distinct (run, diameter) and keeps it (up to ``SELF_CACHE_FLOATS``). Each call
+    then runs the loop of the three other potentials.
     """
 
-    def __init__(self, x_val: torch.Tensor, *, blur: float = BLUR, compiled: bool = False) -> None:
+    def __init__(self, x_val: torch.Tensor, *, blur: float = BLUR) -> None:
         self.y = x_val
+        self.y_sq = (x_val * x_val).sum(-1)
         self.b = torch.ones(x_val.shape[:2], dtype=x_val.dtype, device=x_val.device)
         self.b_log = log_weights(self.b)
         self.c_yy = squared_cost(x_val, x_val)
         self.blur = blur
-        self.compiled = compiled
+        self._known: dict[tuple[int, float], torch.Tensor] = {}
+
+    def self_potentials(self, runs: np.ndarray, diameters: np.ndarray) -> torch.Tensor:
+        """``g_bb`` (U, M) of the problems (validation set of ``runs[u]``, ``diameters[u]``)."""
+        keys = list(zip(runs.tolist(), diameters.tolist(), strict=True))
+        todo = [i for i, key in enumerate(keys) if key not in self._known]
+        if len(self._known) + len(todo) > SELF_CACHE_FLOATS // self.y.shape[1]:
+            self._known.clear()  # bounded memory on long runs over full datasets
+            todo = list(range(len(keys)))
+        for lo in range(0, len(todo), SELF_CHUNK):  # (chunk, M, M) scratch at a time
+            chunk = todo[lo : lo + SELF_CHUNK]
+            rows = torch.as_tensor(runs[chunk], device=self.y.device)
+            eps_np, lengths = epsilon_schedules(diameters[chunk], blur=self.blur)
+            eps = torch.as_tensor(eps_np, dtype=self.y.dtype).to(self.y.device)
+            active = torch.as_tensor(np.arange(eps_np.shape[1]) < lengths[:, None])
+            potentials = symmetric_potential(
+                self.b_log[rows],
+                self.c_yy[rows],
+                eps,
+                active.to(self.y.device),
+                int(lengths.max()),
+                n_unmasked=int(lengths.min()),
+                blur=self.blur,
+            )
+            for i, row in zip(chunk, potentials, strict=True):
+                self._known[keys[i]] = row
+        return torch.stack([self._known[key] for key in keys])
 
     def __call__(
         self,
         a: torch.Tensor,
         x: torch.Tensor,
-        eps: torch.Tensor,
-        active: torch.Tensor,
-        n_iterations: int,
+        x_sq: torch.Tensor,
+        g_bb: torch.Tensor,
+        schedule: BatchSchedule,
     ) -> torch.Tensor:
-        c_xy = squared_cost(x, self.y)
-        c_yx = squared_cost(self.y, x)
-        c_xx = squared_cost(x, x)
-        f_aa, g_bb, g_ab, f_ba = sinkhorn_loop_batched(
-            log_weights(a),
+        """The R divergences, differentiable wrt the weights ``a`` (R, N) of the batches
+        ``x`` (R, N, D) with squared norms ``x_sq`` (R, N)."""
+        n = x.shape[1]
+        # [C_xx | C_xy] = (|x|^2 + |z|^2) / 2 - x.z for z in [x; y], in one product;
+        # C_yx is the transpose of C_xy (geomloss computes it apart: equal up to rounding)
+        z = torch.cat((x, self.y), 1)
+        half_sq = 0.5 * (x_sq.unsqueeze(2) + torch.cat((x_sq, self.y_sq), 1).unsqueeze(1))
+        c_x = torch.baddbmm(half_sq, x, z.transpose(1, 2), alpha=-1)
+        f_aa, g_ab, f_ba = cross_potentials(
+            log_weights(a.detach()),
             self.b_log,
-            c_xx,
-            self.c_yy,
-            c_xy,
-            c_yx,
-            eps,
-            active,
-            n_iterations,
+            c_x,
+            c_x[:, :, n:].transpose(1, 2),
+            schedule.eps,
+            schedule.active,
+            schedule.n_iterations,
+            n_unmasked=schedule.n_unmasked,
             blur=self.blur,
-            compiled=self.compiled,
         )
         return (a * (f_ba - f_aa)).sum(1) + (self.b * (g_ab - g_bb)).sum(1)
 
 
-def _adam_kwargs(device: torch.device) -> dict[str, bool]:
-    """Adam's fused kernel where this torch has it (one pass instead of about ten).
+class StackedAdam:
+    """Adam on a fixed list of tensors, stepped with gradients from ``torch.autograd.grad``.
 
-    Same update formula as the default implementation, elementwise, up to rounding.
+    Where this torch has Adam's fused kernel for the device, it is called directly, the
+    update of ``torch.optim.Adam(fused=True)`` bit for bit: at LossVal's step sizes that
+    optimizer's Python wrapper and the ``.grad`` round trip cost more than the update.
+    Adam is elementwise, so one Adam on R stacked networks is R separate optimisers.
+    Elsewhere ``torch.optim.Adam`` runs as usual.
     """
-    return {"fused": True} if device.type in ("cpu", "cuda") else {}
+
+    BETAS = (0.9, 0.999)
+    EPS = 1e-8
+
+    def __init__(self, params: list[torch.Tensor], *, lr: float) -> None:
+        self.params = params
+        self.lr = lr
+        self.fused = _has_fused_adam(params[0].device)
+        if self.fused:
+            self.exp_avgs = [torch.zeros_like(p) for p in params]
+            self.exp_avg_sqs = [torch.zeros_like(p) for p in params]
+            # the fused kernel's float32 step counters, one per tensor as in torch.optim
+            self.steps = [torch.zeros((), device=p.device) for p in params]
+        else:
+            self.optimizer = torch.optim.Adam(params, lr=lr)
+
+    @torch.no_grad()
+    def step(self, grads: Sequence[torch.Tensor]) -> None:
+        if not self.fused:
+            for p, g in zip(self.params, grads, strict=True):
+                p.grad = g
+            self.optimizer.step()
+            return
+        torch._foreach_add_(self.steps, 1)
+        torch._fused_adam_(
+            self.params,
+            # .backward() would lay gradients out like their tensors; autograd.grad may
+            # return expanded or transposed ones, which the kernel must not see
+            [g.contiguous() for g in grads],
+            self.exp_avgs,
+            self.exp_avg_sqs,
+            [],
+            self.steps,
+            amsgrad=False,
+            lr=self.lr,
+            beta1=self.BETAS[0],
+            beta2=self.BETAS[1],
+            weight_decay=0.0,
+            eps=self.EPS,
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )
+
+
+def _has_fused_adam(device: torch.device) -> bool:
+    """Whether ``torch.optim.Adam(fused=True)`` works here (CPU from torch 2.4)."""
+    if not hasattr(torch, "_fused_adam_"):
+        return False
+    try:
+        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 class EpochShuffler:
@@ -194,6 +287,8 @@ class EpochShuffler:
 
 
 REACH_CHUNK = 65536  # rows of cdist at a time: bounded memory on full datasets
+SELF_CHUNK = 256  # self-transport problems at a time: (256, M, M) scratch
+SELF_CACHE_FLOATS = 2**24  # 64 MiB of float32 debiasing potentials at most
 
 
 def _max_distance_to(x: torch.Tensor, x_val: torch.Tensor) -> torch.Tensor:
@@ -201,14 +296,30 @@ def _max_distance_to(x: torch.Tensor, x_val: torch.Tensor) -> torch.Tensor:
     return torch.cat([max_distance_to(c, x_val) for c in x.split(REACH_CHUNK)])
 
 
-def _epoch_schedules(
-    reach: torch.Tensor, perm: torch.Tensor, batch_size: int
-) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """Per-batch, per-run Sinkhorn schedules of one epoch.
+@dataclass(frozen=True)
+class BatchSchedule:
+    """One batch's Sinkhorn schedules for the R runs."""
 
-    The diameters are ``batch_diameters``' (same float32 arithmetic, for R runs at once):
-    returns ``eps`` (n_batches, R, L), ``active`` (n_batches, R, L) on the device and the
-    number of iterations of every batch as host ints.
+    eps: torch.Tensor  # (R, L) on the device
+    active: torch.Tensor  # (R, L) on the device: where each run's schedule is defined
+    n_iterations: int  # the longest schedule
+    n_unmasked: int  # the shortest one: iterations before it need no masking
+    self_rows: torch.Tensor  # (R,) each run's row in the epoch's g_bb table
+
+
+@dataclass(frozen=True)
+class EpochSchedules:
+    """An epoch's batch schedules and its distinct (run, diameter) self-transport problems."""
+
+    batches: list[BatchSchedule]
+    self_runs: np.ndarray  # (U,) int
+    self_diameters: np.ndarray  # (U,) float64
+
+
+def _epoch_schedules(reach: torch.Tensor, perm: torch.Tensor, batch_size: int) -> EpochSchedules:
+    """Per-batch, per-run Sinkhorn schedules of one epoch (one transfer each way).
+
+    The diameters are ``batch_diameters``' (same float32 arithmetic, for R runs at once).
     """
     n_runs, n = perm.shape
     n_batches = -(-n // batch_size)
@@ -220,7 +331,20 @@ def _epoch_schedules(
     active_np = np.arange(eps_np.shape[-1]) < lengths[..., None]
     eps = torch.as_tensor(eps_np, dtype=reach.dtype).to(reach.device, non_blocking=True)
     active = torch.as_tensor(active_np).to(reach.device, non_blocking=True)
-    return eps, active, lengths.max(axis=1).tolist()
+    pairs = np.stack([np.broadcast_to(np.arange(n_runs), diameters.shape), diameters], -1)
+    unique, rows = np.unique(pairs.reshape(-1, 2), axis=0, return_inverse=True)
+    rows = torch.as_tensor(rows.reshape(n_batches, n_runs)).to(reach.device, non_blocking=True)
+    batches = [
+        BatchSchedule(
+            eps=eps[b],
+            active=active[b],
+            n_iterations=int(lengths[b].max()),
+            n_unmasked=int(lengths[b].min()),
+            self_rows=rows[b],
+        )
+        for b in range(n_batches)
+    ]
+    return EpochSchedules(batches, unique[:, 0].astype(np.int64), unique[:, 1])
 
 
 def _stack_runs(name: str, array: object, n_runs: int) -> list[object]:
@@ -250,7 +374,6 @@ def fit_lossval_batched(
     n_linear: int | None = None,
     hidden_width: int | None = None,
     device: str | torch.device = "auto",
-    compile: bool = False,
 ) -> list[LossValResult]:
     """Train R LossVal runs together; run r equals ``fit_lossval(..., random_state=seeds[r])``.
 
@@ -265,10 +388,6 @@ def fit_lossval_batched(
         One seed per run; run r uses it exactly as ``fit_lossval(random_state=seed)``.
     epochs, lr, batch_size, n_linear, hidden_width, device
         As in ``fit_lossval``.
-    compile : bool
-        Run the Sinkhorn iterations through ``torch.compile`` (about 2x faster on CPU
-        once compiled; the first call compiles for seconds to a minute). Falls back to
-        eager mode with a warning where compilation fails.
 
     Returns
     -------
@@ -321,29 +440,31 @@ def fit_lossval_batched(
     )
     weights = torch.ones(n_runs, n, device=torch_device, requires_grad=True)
     params = [t for layer in layers for t in layer]
-    optimizer = torch.optim.Adam([*params, weights], lr=lr, **_adam_kwargs(torch_device))
+    trained = [*params, weights]
+    optimizer = StackedAdam(trained, lr=lr)
 
     # Each run's farthest validation distance per point, as fit_lossval computes it.
     reach = torch.stack([_max_distance_to(x[r], xv[r]) for r in range(n_runs)])  # (R, n)
     shuffles = [EpochShuffler(n, seed + 1) for seed in seeds]
-    ot = BatchedOT(xv, compiled=compile)
+    ot = BatchedOT(xv)
+    x_sq = (x * x).sum(-1)  # (R, n) squared norms, gathered per batch for the costs
     runs = torch.arange(n_runs, device=torch_device).unsqueeze(1)
 
     for _ in range(epochs):
         # This epoch's permutations and Sinkhorn schedules: O(R n) memory, one transfer.
         perm = torch.stack([s.next() for s in shuffles]).to(torch_device)  # (R, n)
-        eps, active, n_iterations = _epoch_schedules(reach, perm, batch_size)
-        for b, start in enumerate(range(0, n, batch_size)):
+        schedules = _epoch_schedules(reach, perm, batch_size)
+        self_potentials = ot.self_potentials(schedules.self_runs, schedules.self_diameters)
+        for schedule, start in zip(schedules.batches, range(0, n, batch_size), strict=True):
             idx = perm[:, start : start + batch_size]
             x_batch = x[runs, idx]
             w_batch = weights[runs, idx]
             outputs = stacked_mlp_forward(task, layers, x_batch)
             per = per_sample_loss(task=task, outputs=outputs, targets=y[runs, idx])
-            distance = ot(w_batch, x_batch, eps[b], active[b], n_iterations[b])
+            g_bb = self_potentials[schedule.self_rows]
+            distance = ot(w_batch, x_batch, x_sq[runs, idx], g_bb, schedule)
             loss = ((w_batch * per).sum(1) * distance**2).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimizer.step(torch.autograd.grad(loss, trained))
 
     values = weights.detach().cpu().numpy().astype(np.float64)
     return [

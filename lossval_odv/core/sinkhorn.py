@@ -21,7 +21,6 @@ Only what LossVal uses is supported: p = 2, ``reach=None`` (balanced), ``debias=
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -119,96 +118,153 @@ def softmin(eps: torch.Tensor, cost: torch.Tensor, h: torch.Tensor) -> torch.Ten
 
 
 # ----------------------------------------------------------------------------------------
-# The four transport problems of one Sinkhorn iteration, fused
+# The loop, split in two independent parts
 #
-# With z = [x; y] (K = N + M points) and the full cost matrix C = [[C_xx, C_xy], [C_yx, C_yy]],
-# the four soft-min updates of an iteration are, row by row, two log-sum-exps over the
-# column blocks [x | y]:
-#   rows of x: over x -> f_aa (h = a_log + f_aa/eps),  over y -> f_ba (h = b_log + g_ab/eps)
-#   rows of y: over x -> g_ab (h = a_log + f_ba/eps),  over y -> g_bb (h = b_log + g_bb/eps)
-# so with the potentials stored as P (R, 2, K), P[:, 0] = [f_aa; g_ab], P[:, 1] = [f_ba; g_bb],
-# the row-block-0 columns use h = w_log + P[:, 0] / eps and row block 1 uses
-# w_log + P[:, 1] / eps, where w_log = [a_log; b_log]; and the result has P's layout.
-# One iteration is then ~20 tensor operations instead of ~45 (what matters for small R and
-# on GPUs), with the same arithmetic element by element as geomloss' four soft-mins.
+# geomloss' debiased loop updates four potentials per iteration: f_aa (x -> x), g_bb
+# (y -> y), g_ab and f_ba (between x and y). g_bb never meets x or a: it depends on the
+# validation side and on the epsilon schedule only. So it is computed on its own
+# (``symmetric_potential``), where LossVal can share it between all batches with the same
+# diameter, and the three others are fused (``_cross_update``):
+#
+#   rows of x over the columns [x | y]   -> f_aa (h = a_log + f_aa/eps), f_ba (h = b_log + g_ab/eps)
+#   rows of y over the columns of x      -> g_ab (h = a_log + f_ba/eps)
+#
+# With the potentials stored as P = [f_aa | g_ab | f_ba] (R, K + n), K = n + m, and the
+# log-weights as W = [a_log | b_log | a_log], h = W + P / eps gives both rows' columns at
+# once: h[:, :K] for the rows of x, h[:, K:] for the rows of y. One iteration is ~20 tensor
+# operations on n (n + 2m) cost entries, element by element the arithmetic of geomloss'
+# soft-mins.
 # ----------------------------------------------------------------------------------------
 
 
-def _fused_softmin(
-    p: torch.Tensor, e: torch.Tensor, w_log: torch.Tensor, cost: torch.Tensor, n: int
+def _symmetric_update(g: torch.Tensor, e: torch.Tensor, w_log: torch.Tensor, cost: torch.Tensor):
+    """geomloss' self-transport soft-min ``T(g)`` at temperatures ``e`` (R, 1)."""
+    return softmin(e, cost, w_log + g / e)
+
+
+def _symmetric_loop(
+    w_log: torch.Tensor,
+    cost: torch.Tensor,
+    eps: torch.Tensor,
+    active: torch.Tensor,
+    n_iterations: int,
+    n_unmasked: int,
 ) -> torch.Tensor:
-    """The four soft-min updates from potentials ``p`` (R, 2, K) at temperatures ``e`` (R, 1)."""
+    """The self-transport potential after the loop, before the last extrapolation."""
+    with torch.no_grad():
+        g = softmin(eps[:, :1], cost, w_log)  # zero potentials at eps_0: h = w_log
+        for i in range(n_iterations):
+            e = eps[:, i : i + 1]
+            g_new = 0.5 * (g + _symmetric_update(g, e, w_log, cost))
+            g = g_new if i < n_unmasked else torch.where(active[:, i : i + 1], g_new, g)
+    return g
+
+
+def symmetric_potential(
+    w_log: torch.Tensor,
+    cost: torch.Tensor,
+    eps: torch.Tensor,
+    active: torch.Tensor,
+    n_iterations: int,
+    *,
+    n_unmasked: int = 0,
+    blur: float = BLUR,
+) -> torch.Tensor:
+    """The debiasing potential of geomloss' loop (its ``g_bb``) for R problems, shape (R, M).
+
+    ``w_log`` (R, M) log-weights, ``cost`` (R, M, M) the self cost, ``eps``/``active``
+    (R, L) the schedules; the result includes the last extrapolation at ``blur**2``.
+    Iterations ``i < n_unmasked`` are active for every problem (no masking needed).
+    """
+    g = _symmetric_loop(w_log, cost, eps, active, n_iterations, n_unmasked)
+    with torch.no_grad():
+        return _symmetric_update(g, torch.full_like(eps[:, :1], blur**P), w_log, cost)
+
+
+class _CrossBuffers:
+    """Scratch tensors and views of one cross loop (allocated once per call)."""
+
+    def __init__(self, w: torch.Tensor, n: int, m: int) -> None:
+        r = w.shape[0]
+        k = n + m
+        self.z = torch.empty(r, n * k + m * n, dtype=w.dtype, device=w.device)
+        self.zx = self.z[:, : n * k].view(r, n, k)  # rows of x over [x | y]
+        self.zy = self.z[:, n * k :].view(r, m, n)  # rows of y over x
+        self.blocks = (self.zx[:, :, :n], self.zy, self.zx[:, :, n:])  # -> f_aa, g_ab, f_ba
+        self.top = torch.empty_like(w)
+        self.total = torch.empty_like(w)
+        bounds = ((0, n), (n, k), (k, k + n))
+        self.top_parts = [self.top[:, lo:hi] for lo, hi in bounds]
+        self.total_parts = [self.total[:, lo:hi] for lo, hi in bounds]
+        self.k = k
+
+
+def _cross_update(
+    p: torch.Tensor,
+    e: torch.Tensor,
+    w: torch.Tensor,
+    c_x: torch.Tensor,
+    c_yx: torch.Tensor,
+    buf: _CrossBuffers,
+) -> torch.Tensor:
+    """``T(P)``: the three cross soft-mins at temperatures ``e`` (R, 1), in P's layout."""
     e3 = e.unsqueeze(2)
-    h = w_log.unsqueeze(1) + p / e3  # (R, 2, K)
-    z = torch.empty_like(cost)
-    torch.addcdiv(h[:, 0:1], cost[:, :n], e3, value=-1, out=z[:, :n])
-    torch.addcdiv(h[:, 1:2], cost[:, n:], e3, value=-1, out=z[:, n:])
-    zx, zy = z[:, :, :n], z[:, :, n:]
-    m = torch.stack((zx.amax(-1), zy.amax(-1)), 1)  # (R, 2, K)
-    zx.sub_(m[:, 0].unsqueeze(2))
-    zy.sub_(m[:, 1].unsqueeze(2))
-    z.clamp_min_(EXP_FLOOR).exp_()
-    s = torch.stack((zx.sum(-1), zy.sum(-1)), 1)
-    return -e3 * s.log_().add_(m)
+    h = torch.addcdiv(w, p, e)  # W + P / e
+    k = buf.k
+    torch.addcdiv(h[:, None, :k], c_x, e3, value=-1, out=buf.zx)
+    torch.addcdiv(h[:, None, k:], c_yx, e3, value=-1, out=buf.zy)
+    for block, top in zip(buf.blocks, buf.top_parts, strict=True):
+        torch.amax(block, -1, out=top)
+        block.sub_(top.unsqueeze(2))
+    buf.z.clamp_min_(EXP_FLOOR).exp_()  # see logsumexp_last
+    for block, total in zip(buf.blocks, buf.total_parts, strict=True):
+        torch.sum(block, -1, out=total)
+    return -e * buf.total.log_().add_(buf.top)
 
 
-def _softmin_pure(eps: torch.Tensor, cost: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """``softmin`` without in-place operations, for ``torch.compile`` to fuse."""
-    z = h.unsqueeze(1) - cost / eps.unsqueeze(2)
-    m = z.amax(-1, keepdim=True)
-    return -eps * ((z - m).clamp_min(EXP_FLOOR).exp().sum(-1).log() + m.squeeze(-1))
-
-
-def _fused_softmin_pure(
-    p: torch.Tensor, e: torch.Tensor, w_log: torch.Tensor, cost: torch.Tensor, n: int
+def _cross_loop(
+    w: torch.Tensor,
+    c_x: torch.Tensor,
+    c_yx: torch.Tensor,
+    eps: torch.Tensor,
+    active: torch.Tensor,
+    n_iterations: int,
+    n_unmasked: int,
+    buf: _CrossBuffers,
 ) -> torch.Tensor:
-    """``_fused_softmin`` as geomloss' four soft-mins, for ``torch.compile`` to fuse."""
-    a_log, b_log = w_log[:, :n], w_log[:, n:]
-    f_aa, g_ab, f_ba, g_bb = p[:, 0, :n], p[:, 0, n:], p[:, 1, :n], p[:, 1, n:]
-    ft_aa = _softmin_pure(e, cost[:, :n, :n], a_log + f_aa / e)
-    ft_ba = _softmin_pure(e, cost[:, :n, n:], b_log + g_ab / e)
-    gt_ab = _softmin_pure(e, cost[:, n:, :n], a_log + f_ba / e)
-    gt_bb = _softmin_pure(e, cost[:, n:, n:], b_log + g_bb / e)
-    return torch.stack((torch.cat((ft_aa, gt_ab), 1), torch.cat((ft_ba, gt_bb), 1)), 1)
+    """The cross potentials P after the loop, before the last extrapolation."""
+    with torch.no_grad():
+        p = _cross_update(torch.zeros_like(w), eps[:, :1], w, c_x, c_yx, buf)
+        for i in range(n_iterations):
+            p_new = 0.5 * (p + _cross_update(p, eps[:, i : i + 1], w, c_x, c_yx, buf))
+            p = p_new if i < n_unmasked else torch.where(active[:, i : i + 1], p_new, p)
+    return p
 
 
-def _iteration(p, e, on, w_log, cost, n: int, *, softmin_fn=_fused_softmin):
-    """One symmetric Sinkhorn update ``p <- (p + T(p)) / 2`` where ``on`` (R, 1)."""
-    return torch.where(on.unsqueeze(2), 0.5 * (p + softmin_fn(p, e, w_log, cost, n)), p)
+def cross_potentials(
+    a_log: torch.Tensor,
+    b_log: torch.Tensor,
+    c_x: torch.Tensor,
+    c_yx: torch.Tensor,
+    eps: torch.Tensor,
+    active: torch.Tensor,
+    n_iterations: int,
+    *,
+    n_unmasked: int = 0,
+    blur: float = BLUR,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """geomloss' ``f_aa``, ``g_ab``, ``f_ba`` (after the last extrapolation), without autograd.
 
-
-def _pure_iteration(p, e, on, w_log, cost, n: int):
-    return _iteration(p, e, on, w_log, cost, n, softmin_fn=_fused_softmin_pure)
-
-
-_compiled: dict[str, object] = {}  # device type -> compiled iteration, or None if it failed
-
-
-def _compiled_iteration(device_type: str):
-    if device_type not in _compiled:
-        try:
-            _compiled[device_type] = torch.compile(_pure_iteration, dynamic=True)
-        except Exception as exc:  # no compiler backend at all
-            warnings.warn(f"torch.compile unavailable ({exc}); Sinkhorn runs eagerly", stacklevel=3)
-            _compiled[device_type] = None
-    return _compiled[device_type]
-
-
-def _run_iteration(compiled: bool, *args):
-    if compiled:
-        device_type = args[0].device.type
-        fn = _compiled_iteration(device_type)
-        if fn is not None:
-            try:
-                return fn(*args)
-            except Exception as exc:  # e.g. no C++ compiler / triton: fall back, once
-                warnings.warn(
-                    f"torch.compile of the Sinkhorn loop failed ({type(exc).__name__}: {exc}); "
-                    "running it eagerly",
-                    stacklevel=3,
-                )
-                _compiled[device_type] = None
-    return _iteration(*args)
+    ``c_x`` (R, N, N + M) is ``[C_xx | C_xy]``, ``c_yx`` (R, M, N); ``eps``/``active``
+    (R, L) the schedules, iterations ``i < n_unmasked`` active for every problem.
+    """
+    n, m = c_x.shape[1], c_yx.shape[1]
+    with torch.no_grad():
+        w = torch.cat((a_log, b_log, a_log), 1)
+        buf = _CrossBuffers(w, n, m)
+        p = _cross_loop(w, c_x, c_yx, eps, active, n_iterations, n_unmasked, buf)
+        p = _cross_update(p, torch.full_like(eps[:, :1], blur**P), w, c_x, c_yx, buf)
+    return p[:, :n], p[:, n : n + m], p[:, n + m :]
 
 
 def sinkhorn_loop_batched(
@@ -223,7 +279,6 @@ def sinkhorn_loop_batched(
     n_iterations: int,
     *,
     blur: float = BLUR,
-    compiled: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """geomloss' debiased single-scale Sinkhorn loop with one schedule per problem.
 
@@ -232,28 +287,23 @@ def sinkhorn_loop_batched(
     int, so the loop never syncs). Returns ``(f_aa, g_bb, g_ab, f_ba)`` like geomloss: the
     loop runs without autograd, the last extrapolation at ``eps = blur**2`` with it
     (through the cost matrices, the weights being detached, as in geomloss).
-    ``compiled=True`` runs the loop's iterations through ``torch.compile`` (falling back
-    to eager mode, with a warning, where that fails).
     """
-    n = c_xx.shape[1]
-    with torch.no_grad():
-        cost = torch.cat(
-            (torch.cat((c_xx, c_xy), 2), torch.cat((c_yx, c_yy), 2)), 1
-        )  # (R, K, K), no autograd
-        w_log = torch.cat((a_log, b_log), 1)
-        # initialisation at eps_0 from zero potentials: h = w_log + 0 / eps = w_log
-        p = _fused_softmin(torch.zeros_like(cost[:, :2]), eps[:, :1], w_log, cost, n)
-        for i in range(n_iterations):
-            p = _run_iteration(compiled, p, eps[:, i : i + 1], active[:, i : i + 1], w_log, cost, n)
-    final = blur**P  # every schedule ends here; geomloss extrapolates at its last eps
-    e = torch.full_like(eps[:, :1], final)
     if not any(c.requires_grad for c in (c_xx, c_yy, c_xy, c_yx)) or not torch.is_grad_enabled():
-        with torch.no_grad():
-            p = _fused_softmin(p, e, w_log, cost, n)
-        return p[:, 0, :n], p[:, 1, n:], p[:, 0, n:], p[:, 1, :n]
-    # differentiable wrt the points: geomloss' four soft-mins on its cost matrices
-    f_aa, g_ab, f_ba, g_bb = p[:, 0, :n], p[:, 0, n:], p[:, 1, :n], p[:, 1, n:]
+        g_bb = symmetric_potential(b_log, c_yy, eps, active, n_iterations, blur=blur)
+        f_aa, g_ab, f_ba = cross_potentials(
+            a_log, b_log, torch.cat((c_xx, c_xy), 2), c_yx, eps, active, n_iterations, blur=blur
+        )
+        return f_aa, g_bb, g_ab, f_ba
+    # differentiable wrt the points: the loops without autograd, then geomloss' four
+    # soft-mins on its cost matrices
+    n, m = c_xx.shape[1], c_yy.shape[1]
     a_log, b_log = a_log.detach(), b_log.detach()
+    g_bb = _symmetric_loop(b_log, c_yy.detach(), eps, active, n_iterations, 0)
+    w = torch.cat((a_log, b_log, a_log), 1)
+    c_x = torch.cat((c_xx, c_xy), 2).detach()
+    p = _cross_loop(w, c_x, c_yx.detach(), eps, active, n_iterations, 0, _CrossBuffers(w, n, m))
+    f_aa, g_ab, f_ba = p[:, :n], p[:, n : n + m], p[:, n + m :]
+    e = torch.full_like(eps[:, :1], blur**P)
     return (
         softmin(e, c_xx, a_log + f_aa / e),
         softmin(e, c_yy, b_log + g_bb / e),

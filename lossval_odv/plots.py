@@ -21,6 +21,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from lossval_odv.export import discovery_long, removal_long, write_atomic  # noqa: E402
 
 METRIC_LABELS = {"accuracy": "test accuracy", "neg_mse": "test negative MSE"}
+LEGEND_WIDTH = 1.8  # inches added to multi-panel figures for the legend on their right
+OUTLIER_FENCE = 3.0  # y axes of removal curves are cut at the quartiles ± 3 IQR
 
 
 def method_colors(methods: Sequence[str]) -> dict[str, tuple[float, ...]]:
@@ -43,9 +45,52 @@ def _sem(values: pd.Series) -> float:
 
 def _panels(count: int, width: float = 4.8) -> tuple[Figure, np.ndarray]:
     figure, axes = plt.subplots(
-        1, count, figsize=(width * count, 4.2), squeeze=False, constrained_layout=True
+        1,
+        count,
+        figsize=(width * count + LEGEND_WIDTH, 4.2),
+        squeeze=False,
+        constrained_layout=True,
     )
     return figure, axes[0]
+
+
+def _legend(figure: Figure, axes: Sequence[plt.Axes]) -> None:
+    """One legend of every method in ``axes``, right of the panels, so it hides no curve."""
+    entries: dict[str, object] = {}
+    for axis in axes:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    figure.legend(
+        list(entries.values()),
+        list(entries),
+        title="method",
+        fontsize="small",
+        loc="outside right upper",
+    )
+
+
+def cut_outliers(axis: plt.Axes, values: np.ndarray, fence: float = OUTLIER_FENCE) -> bool:
+    """Limit the y axis to the quartiles ± ``fence`` IQR of ``values`` if some lie beyond.
+
+    A few blown-up means (e.g. a regression MSE after removing 95% of the training set)
+    would otherwise squash every other curve into a flat line.
+
+    Returns
+    -------
+    bool
+        Whether the axis was cut (some values are off-scale).
+    """
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return False
+    q1, q3 = np.percentile(finite, [25, 75])
+    low, high = q1 - fence * (q3 - q1), q3 + fence * (q3 - q1)
+    if finite.min() >= low and finite.max() <= high:
+        return False
+    low, high = max(finite.min(), low), min(finite.max(), high)
+    pad = 0.05 * (high - low) if high > low else 0.05 * abs(high) + 1e-9
+    axis.set_ylim(low - pad, high + pad)
+    return True
 
 
 def plot_f1_by_rate(
@@ -87,7 +132,7 @@ def plot_f1_by_rate(
             )
         axis.set(title=f"{noise} noise", xlabel="noise rate", ylabel="detection F1")
         axis.grid(alpha=0.3)
-    axes[0].legend(title="method", fontsize="small")
+    _legend(figure, axes)
     figure.suptitle(f"Noisy-sample detection F1, {task} (mean ± SEM over datasets and runs)")
     return save_figure(figure, path)
 
@@ -114,12 +159,18 @@ def plot_removal(
         ("highest-valued removed first", "lowest-valued removed first"),
         strict=True,
     ):
+        means = curves.groupby(["method", "fraction_removed"])[column].mean()
         for method in [m for m in colors if m in set(curves["method"])]:
-            mean = curves[curves["method"] == method].groupby("fraction_removed")[column].mean()
+            mean = means.loc[method]
             axis.plot(mean.index, mean.to_numpy(), label=method, color=colors[method])
-        axis.set(title=title, xlabel="fraction of training points removed", ylabel=metric)
+        cut = cut_outliers(axis, means.to_numpy(dtype=float))
+        axis.set(
+            title=title + ("\n(y axis cut: some means off-scale)" if cut else ""),
+            xlabel="fraction of training points removed",
+            ylabel=metric,
+        )
         axis.grid(alpha=0.3)
-    axes[0].legend(title="method", fontsize="small")
+    _legend(figure, axes)
     figure.suptitle(f"Point removal, {task} ({model} model; mean over datasets, noise, runs)")
     return save_figure(figure, path)
 
@@ -142,7 +193,7 @@ def plot_discovery(
             ylabel="fraction of noisy points found",
         )
         axis.grid(alpha=0.3)
-    axes[0].legend(title="method", fontsize="small")
+    _legend(figure, axes)
     figure.suptitle(f"Corruption discovery, {task} (mean over datasets, rates and runs)")
     return save_figure(figure, path)
 

@@ -3,7 +3,9 @@
 :func:`build_report` reads a results store and writes, under the output directory,
 ``results/`` (paper-layout CSVs), ``tables/`` (mean ± SEM, CSV and markdown),
 ``figures/`` (PNG) and ``report.md``. Every number in the report is computed from the
-store; the claims section states for each claim of PROTOCOL.md whether it holds here.
+store; the claims section states for each claim of PROTOCOL.md whether it holds here, and
+"Where each method wins" (:mod:`lossval_odv.wins`) names the best method per task, noise
+type, metric and dataset.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lossval_odv import export
+from lossval_odv import export, wins
 from lossval_odv.config import BenchmarkConfig
 from lossval_odv.plots import make_figures
 from lossval_odv.store import ResultStore
@@ -310,15 +312,19 @@ def build_report(
         written += export.export_paper_layout(ok, paths["results"], methods)
         summaries = export.all_summaries(ok, methods)
         written += export.write_summaries(summaries, paths["tables"])
+        wins_text, win_tables = wins.section_markdown(ok, methods)
+        written += wins.write_tables(win_tables, paths["tables"])
         figures = make_figures(ok, methods, paths["figures"])
         written += list(figures.values())
         sections += [
             "## Paper claims vs this run\n",
             claims_markdown(check_claims(ok)),
+            "## Where each method wins\n",
+            wins_text,
             "## Tables\n",
             "All tables (also per noise rate, AUROC and AUPRC) are in `tables/` as CSV and "
-            "markdown; per-dataset paper-layout CSVs are in `results/`. The best method of "
-            "each column is in bold.\n",
+            "markdown (the win tables above as `tables/wins_*.csv`); per-dataset "
+            "paper-layout CSVs are in `results/`. The best method of each column is in bold.\n",
             _tables_markdown(summaries),
             "## Figures\n",
             _figures_markdown(figures, output_dir),

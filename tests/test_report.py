@@ -1,10 +1,11 @@
-"""The results layer on a synthetic store: exports, tables, figures, claims, report."""
+"""The results layer on a synthetic store: exports, tables, figures, claims, wins, report."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,8 +14,10 @@ from lossval_odv.cell import CellResult
 from lossval_odv.config import BenchmarkConfig, parse_config
 from lossval_odv.export import Summary
 from lossval_odv.grid import Cell
+from lossval_odv.plots import cut_outliers
 from lossval_odv.report import build_report
 from lossval_odv.store import ResultStore
+from lossval_odv.wins import overall_wins, section_markdown
 
 DATASETS = {"iris": "classification", "diabetes": "regression"}
 NOISES = ("label", "feature")
@@ -300,3 +303,119 @@ def test_rerun_overwrites_cleanly(tmp_path: Path) -> None:
     third = build_report(_config(), store_path=store.path, output_dir=out)
     assert "1 failed" in third["report"].read_text()
     assert not stale.parent.exists() and notes.exists()
+
+
+# ------------------------------------------------------------------ where each method wins
+
+
+def _wins_frame() -> pd.DataFrame:
+    """Planted winners: on classification label noise ``a`` by F1 and AUPRC (a constant lead,
+    so clear) and ``b`` by AUROC; on feature noise ``b`` on d1 and ``c`` on d2, ``b`` ahead
+    overall by a lead far within its noise; on regression label noise ``c``."""
+    f1 = {
+        ("label", "d1"): {"a": 0.8, "b": 0.5, "c": 0.2},
+        ("label", "d2"): {"a": 0.7, "b": 0.4, "c": 0.3},
+        ("feature", "d1"): {"a": 0.1, "b": 0.6, "c": 0.4},
+        ("feature", "d2"): {"a": 0.1, "b": 0.3, "c": 0.45},
+        ("label", "r1"): {"a": 0.2, "b": 0.3, "c": 0.5},
+    }
+    rows = []
+    for (noise, dataset), values in f1.items():
+        for rate in (0.1, 0.2):
+            for run in range(3):
+                for method, value in values.items():
+                    score = value + 0.01 * run + rate / 10
+                    planted = (noise, method) == ("label", "b") and dataset != "r1"
+                    auroc = 0.95 if planted else score
+                    rows.append(
+                        {
+                            "task": "regression" if dataset == "r1" else "classification",
+                            "dataset": dataset,
+                            "noise": noise,
+                            "rate": rate,
+                            "run": run,
+                            "method": method,
+                            "f1": score,
+                            "auroc": auroc,
+                            "auprc": score / 2,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_overall_wins_find_planted_winners() -> None:
+    wins = {(w.setting, w.metric): w for w in overall_wins(_wins_frame(), ["a", "b", "c"])}
+    label = wins[("classification / label", "f1")]
+    assert (label.best, label.runner_up) == ("a", "b")
+    assert label.gap == pytest.approx(0.3) and label.n_pairs == 12 and label.clear
+    assert wins[("classification / label", "auprc")].best == "a"
+    assert wins[("classification / label", "auroc")].best == "b"
+    feature = wins[("classification / feature", "f1")]
+    assert (feature.best, feature.runner_up) == ("b", "c")
+    assert feature.best_mean == pytest.approx(0.45 + 0.01 + 0.015)
+    assert feature.gap == pytest.approx(0.025) and not feature.clear
+    assert wins[("regression / label", "f1")].best == "c"
+    assert len(wins) == 3 * 3  # three settings, three metrics
+
+
+def test_win_counts_and_method_summaries() -> None:
+    frame = _wins_frame()
+    text, tables = section_markdown(frame, ["a", "b", "c", "absent"])
+    counts = tables.counts
+    assert list(counts.index.get_level_values("method").unique()) == ["a", "b", "c"]
+    assert counts.at[("a", "f1"), "classification / label"] == 2
+    assert counts.at[("b", "f1"), "classification / feature"] == 1
+    assert counts.at[("c", "f1"), "classification / feature"] == 1
+    assert counts.at[("c", "f1"), "total"] == 2 and counts.at[("a", "auroc"), "total"] == 0
+    assert tables.datasets == {
+        "classification / feature": 2,
+        "classification / label": 2,
+        "regression / label": 1,
+    }
+    assert "| a | 0 / 0 / 0 | 2 / 0 / 2 | 0 / 0 / 0 | 2 / 0 / 2 |" in text
+    assert "| classification / label | F1 | **a** (" in text and "(clear) |" in text
+    bullets = {line.split("**")[1]: line for line in text.splitlines() if line.startswith("- **")}
+    assert bullets["a"] == (
+        "- **a**: best overall on classification / label by F1, AUPRC; best on 2 / 0 / 2 of 5 "
+        "dataset × noise-type settings (F1 / AUROC / AUPRC); never best on feature noise."
+    )
+    assert (
+        "best overall on classification / feature by F1, AUROC, AUPRC (lead within 2 SEM by "
+        "F1, AUROC, AUPRC); classification / label by AUROC; best on 1 / 3 / 1 of 5"
+    ) in bullets["b"]
+    assert "never best on" not in bullets["b"]
+    summary_c = bullets["c"]
+    assert "best overall on regression / label by F1, AUROC, AUPRC; best on 2 / 2 / 2" in summary_c
+
+
+def test_method_that_never_wins_gets_its_best_rank() -> None:
+    frame = _wins_frame()
+    frame = frame[~((frame["method"] == "c") & (frame["task"] == "regression"))]
+    text, _ = section_markdown(frame[frame["noise"] == "label"], ["a", "b", "c"])
+    line = next(line for line in text.splitlines() if line.startswith("- **c**"))
+    assert "never best overall (highest mean-F1 rank 3 of 3, on classification / label)" in line
+    assert "best on no dataset" in line
+
+
+def test_report_has_wins_section(report: dict[str, Path]) -> None:
+    text = report["report"].read_text()
+    section = text.split("## Where each method wins", 1)[1].split("## Tables", 1)[0]
+    assert "| classification / label | F1 | **lossval** (" in section
+    assert "| regression / feature | F1 | **knn** (" in section
+    assert "- **oob**: never best overall" in section
+    for name in ("wins_overall", "wins_by_dataset", "wins_counts"):
+        assert (report["tables"] / f"{name}.csv").is_file()
+    overall = pd.read_csv(report["tables"] / "wins_overall.csv")
+    assert len(overall) == len(DATASETS) * len(NOISES) * 3
+
+
+def test_cut_outliers_only_when_needed() -> None:
+    figure, axis = plt.subplots()
+    try:
+        assert not cut_outliers(axis, np.linspace(0.4, 0.8, 50))
+        values = np.append(np.linspace(-0.6, -1.0, 50), [-500.0, np.nan])
+        assert cut_outliers(axis, values)
+        low, high = axis.get_ylim()
+        assert -2.0 < low < -1.0 and -0.6 < high < -0.5
+    finally:
+        plt.close(figure)

@@ -14,7 +14,6 @@ Prints three tables:
 
     python benchmarks/bench_batched.py            # everything (about 5 minutes on 2 cores)
     python benchmarks/bench_batched.py --quick    # 1 epoch everywhere, smaller sizes
-    python benchmarks/bench_batched.py --compile  # Sinkhorn through torch.compile
     python benchmarks/bench_batched.py --device cuda --sections grid
 """
 
@@ -101,17 +100,13 @@ def timed(fn, *, device: torch.device, repeats: int = 1) -> float:
     return best
 
 
-def warm_up(device: torch.device, compile_: bool) -> float:
-    """One small call (and, with --compile, the compilation), kept out of the timings."""
+def warm_up(device: torch.device) -> float:
+    """One small call of each engine, kept out of the timings."""
     x, y, xv = synthetic_runs(2, "classification", 10, n=64)
     xr, yr, xvr = synthetic_runs(2, "regression", 10, n=64)
     start = time.perf_counter()
-    fit_lossval_batched(
-        x, y, xv, task="classification", seeds=[0, 1], epochs=1, device=device, compile=compile_
-    )
-    fit_lossval_batched(
-        xr, yr, xvr, task="regression", seeds=[0, 1], epochs=1, device=device, compile=compile_
-    )
+    fit_lossval_batched(x, y, xv, task="classification", seeds=[0, 1], epochs=1, device=device)
+    fit_lossval_batched(xr, yr, xvr, task="regression", seeds=[0, 1], epochs=1, device=device)
     fit_lossval(x[0], y[0], xv[0], task="classification", epochs=1, device=device)
     return time.perf_counter() - start
 
@@ -148,7 +143,6 @@ def bench_throughput(args: argparse.Namespace, device: torch.device) -> None:
                 seeds=list(range(n_runs)),
                 epochs=epochs,
                 device=device,
-                compile=args.compile,
             ),
             device=device,
             repeats=args.repeats,
@@ -159,7 +153,7 @@ def bench_throughput(args: argparse.Namespace, device: torch.device) -> None:
         )
     print(
         f"\n## Throughput: classification, 1000 x 10 train, 100 val, {epochs} epoch(s), "
-        f"{device.type}{', compiled Sinkhorn' if args.compile else ''}"
+        f"{device.type}"
     )
     print(table(["engine", "seconds", "runs/s", "vs fit_lossval"], rows))
 
@@ -191,9 +185,9 @@ class RssSampler:
         self.peak = max(self.peak, _rss_mib())
 
 
-def _child_memory(n: int, engine: str, device_name: str, compile_: bool) -> None:
+def _child_memory(n: int, engine: str, device_name: str) -> None:
     device = resolve_device(device_name)
-    warm_up(device, compile_)  # libraries loaded and kernels compiled before measuring
+    warm_up(device)  # libraries loaded before measuring
     x, y, xv = synthetic_runs(1, "classification", 10, n=n)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -208,7 +202,6 @@ def _child_memory(n: int, engine: str, device_name: str, compile_: bool) -> None
                 seeds=[0],
                 epochs=1,
                 device=device,
-                compile=compile_,
             )
         else:
             fit_lossval(x[0], y[0], xv[0], task="classification", epochs=1, device=device)
@@ -241,8 +234,6 @@ def bench_memory(args: argparse.Namespace, device: torch.device) -> None:
                 "--device",
                 str(device),
             ]
-            if args.compile:
-                cmd.append("--compile")
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -291,7 +282,6 @@ def bench_grid(args: argparse.Namespace, device: torch.device) -> None:
                     seeds=list(range(n_runs)),
                     epochs=epochs,
                     device=device,
-                    compile=args.compile,
                 ),
                 device=device,
             )
@@ -339,8 +329,7 @@ def bench_grid(args: argparse.Namespace, device: torch.device) -> None:
             if not args.grid_real
             else f"train as one batch; RUN FOR REAL at {GRID_EPOCHS} epochs; "
         )
-        + f"{device.type}"
-        f"{', compiled Sinkhorn' if args.compile else ''})"
+        + f"{device.type})"
     )
     print(
         table(
@@ -373,7 +362,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 epoch, smaller sizes")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the Sinkhorn loop")
     parser.add_argument("--repeats", type=int, default=1, help="best of N for throughput")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument(
@@ -387,7 +375,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child_memory:
-        _child_memory(int(args.child_memory[0]), args.child_memory[1], args.device, args.compile)
+        _child_memory(int(args.child_memory[0]), args.child_memory[1], args.device)
         return
     device = resolve_device(args.device)
     print(
@@ -396,8 +384,8 @@ def main() -> None:
         + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "")
     )
     print(f"load average at start: {os.getloadavg()[0]:.2f} (1 min; other processes share the CPU)")
-    warm_s = warm_up(device, args.compile)
-    print(f"warm-up{' and compilation' if args.compile else ''}: {warm_s:.1f} s")
+    warm_s = warm_up(device)
+    print(f"warm-up: {warm_s:.1f} s")
     sections = args.sections.split(",")
     if "throughput" in sections:
         bench_throughput(args, device)

@@ -419,3 +419,35 @@ def test_cut_outliers_only_when_needed() -> None:
         assert -2.0 < low < -1.0 and -0.6 < high < -0.5
     finally:
         plt.close(figure)
+
+
+def test_claims_leave_out_methods_beyond_the_paper() -> None:
+    """A newer method beating LossVal does not change the paper's claim (checked among the
+    paper's methods); without the filter the claim would not hold."""
+    from lossval_odv.report import check_best_detector, check_claims
+
+    rows = [
+        {
+            "task": "classification",
+            "noise": "label",
+            "run": run,
+            "method": method,
+            "evaluator": evaluator,
+            "f1": f1 + 0.01 * run,
+            "seconds": 1.0,
+            "params": "{}",
+            "curves": {},
+        }
+        for run in range(2)
+        for method, evaluator, f1 in (
+            ("LossVal", "lossvalodv", 0.6),
+            ("KNN-Shapley", "knnshapley", 0.4),
+            ("Loss trajectory", "losstrajectory", 0.9),
+        )
+    ]
+    frame = pd.DataFrame(rows)
+    label = [c for c in check_claims(frame) if c.claim.startswith("LossVal is best on label")]
+    assert [c.verdict for c in label] == ["holds"]
+    assert "Loss trajectory" not in label[0].evidence
+    unfiltered = check_best_detector(frame, "label", ["lossvalodv"], "LossVal")
+    assert [c.verdict for c in unfiltered] == ["does not hold"]

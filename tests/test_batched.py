@@ -274,3 +274,32 @@ def test_batched_ot_with_shared_self_potentials_equals_geomloss(monkeypatch):
             assert values[r].item() == pytest.approx(ref.item(), rel=1e-5), step
             scale = float(ref_a.grad.abs().max())
             np.testing.assert_allclose(a.grad[r], ref_a.grad, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_training_runs_on_cpu_threads_and_restores_the_setting(monkeypatch):
+    from lossval_odv.core import batched
+
+    seen = []
+    forward = batched.stacked_mlp_forward
+
+    def spy(*args):
+        seen.append(torch.get_num_threads())
+        return forward(*args)
+
+    monkeypatch.setattr(batched, "stacked_mlp_forward", spy)
+    x, y, x_val, _ = _stacked_tasks("regression", [0], n=40)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        fit_lossval_batched(x, y, x_val, task="regression", seeds=[1], epochs=1, device="cpu")
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        fit_lossval_batched(
+            x, y, x_val, task="regression", seeds=[1], epochs=1, device="cpu", cpu_threads=None
+        )
+        assert set(seen) == {2}
+        with pytest.raises(ValueError, match="cpu_threads"):
+            fit_lossval_batched(x, y, x_val, task="regression", seeds=[1], cpu_threads=0)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -23,7 +23,8 @@ datasets (n = 100 000 and more) train in bounded memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -207,7 +208,9 @@ class BatchedOT:
             n_unmasked=schedule.n_unmasked,
             blur=self.blur,
         )
-        return (a * (f_ba - f_aa)).sum(1) + (self.b * (g_ab - g_bb)).sum(1)
+        with torch.no_grad():  # the validation side's term: no gradient
+            b_term = (self.b * (g_ab - g_bb)).sum(1)
+        return (a * (f_ba - f_aa)).sum(1) + b_term
 
 
 class StackedAdam:
@@ -230,8 +233,9 @@ class StackedAdam:
         if self.fused:
             self.exp_avgs = [torch.zeros_like(p) for p in params]
             self.exp_avg_sqs = [torch.zeros_like(p) for p in params]
-            # the fused kernel's float32 step counters, one per tensor as in torch.optim
-            self.steps = [torch.zeros((), device=p.device) for p in params]
+            # the fused kernel's float32 step count: every tensor steps together, so one
+            # counter serves them all (torch.optim keeps one per tensor, always equal)
+            self.step_count = torch.zeros((), device=params[0].device)
         else:
             self.optimizer = torch.optim.Adam(params, lr=lr)
 
@@ -242,7 +246,7 @@ class StackedAdam:
                 p.grad = g
             self.optimizer.step()
             return
-        torch._foreach_add_(self.steps, 1)
+        self.step_count.add_(1)
         torch._fused_adam_(
             self.params,
             # .backward() would lay gradients out like their tensors; autograd.grad may
@@ -251,7 +255,7 @@ class StackedAdam:
             self.exp_avgs,
             self.exp_avg_sqs,
             [],
-            self.steps,
+            [self.step_count] * len(self.params),
             amsgrad=False,
             lr=self.lr,
             beta1=self.BETAS[0],
@@ -273,6 +277,20 @@ def _has_fused_adam(device: torch.device) -> bool:
     except (RuntimeError, ValueError):
         return False
     return True
+
+
+@contextmanager
+def _intra_op_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` for the block (None: unchanged)."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class EpochShuffler:
@@ -374,6 +392,7 @@ def fit_lossval_batched(
     n_linear: int | None = None,
     hidden_width: int | None = None,
     device: str | torch.device = "auto",
+    cpu_threads: int | None = 1,
 ) -> list[LossValResult]:
     """Train R LossVal runs together; run r equals ``fit_lossval(..., random_state=seeds[r])``.
 
@@ -388,6 +407,10 @@ def fit_lossval_batched(
         One seed per run; run r uses it exactly as ``fit_lossval(random_state=seed)``.
     epochs, lr, batch_size, n_linear, hidden_width, device
         As in ``fit_lossval``.
+    cpu_threads : int or None
+        torch's intra-op threads while training on the CPU (restored afterwards); None
+        keeps the current setting. One by default: a step's tensors are small, and
+        threads cost more than they give (``benchmarks/bench_batched.py --threads``).
 
     Returns
     -------
@@ -397,6 +420,8 @@ def fit_lossval_batched(
         raise ValueError(
             f"epochs and batch_size must be >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}"
         )
+    if cpu_threads is not None and cpu_threads < 1:
+        raise ValueError(f"cpu_threads must be >= 1 or None, got {cpu_threads}")
     seeds = [to_seed(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds is empty: give one seed per run")
@@ -447,24 +472,27 @@ def fit_lossval_batched(
     reach = torch.stack([_max_distance_to(x[r], xv[r]) for r in range(n_runs)])  # (R, n)
     shuffles = [EpochShuffler(n, seed + 1) for seed in seeds]
     ot = BatchedOT(xv)
-    x_sq = (x * x).sum(-1)  # (R, n) squared norms, gathered per batch for the costs
+    # features, targets and squared norms (for the costs) side by side: one gather a batch
+    data = torch.cat((x, y, (x * x).sum(-1, keepdim=True)), 2)
     runs = torch.arange(n_runs, device=torch_device).unsqueeze(1)
 
-    for _ in range(epochs):
-        # This epoch's permutations and Sinkhorn schedules: O(R n) memory, one transfer.
-        perm = torch.stack([s.next() for s in shuffles]).to(torch_device)  # (R, n)
-        schedules = _epoch_schedules(reach, perm, batch_size)
-        self_potentials = ot.self_potentials(schedules.self_runs, schedules.self_diameters)
-        for schedule, start in zip(schedules.batches, range(0, n, batch_size), strict=True):
-            idx = perm[:, start : start + batch_size]
-            x_batch = x[runs, idx]
-            w_batch = weights[runs, idx]
-            outputs = stacked_mlp_forward(task, layers, x_batch)
-            per = per_sample_loss(task=task, outputs=outputs, targets=y[runs, idx])
-            g_bb = self_potentials[schedule.self_rows]
-            distance = ot(w_batch, x_batch, x_sq[runs, idx], g_bb, schedule)
-            loss = ((w_batch * per).sum(1) * distance**2).sum()
-            optimizer.step(torch.autograd.grad(loss, trained))
+    with _intra_op_threads(cpu_threads if torch_device.type == "cpu" else None):
+        for _ in range(epochs):
+            # This epoch's permutations and Sinkhorn schedules: O(R n) memory, one transfer.
+            perm = torch.stack([s.next() for s in shuffles]).to(torch_device)  # (R, n)
+            schedules = _epoch_schedules(reach, perm, batch_size)
+            self_potentials = ot.self_potentials(schedules.self_runs, schedules.self_diameters)
+            for schedule, start in zip(schedules.batches, range(0, n, batch_size), strict=True):
+                idx = perm[:, start : start + batch_size]
+                batch = data[runs, idx]
+                x_batch, y_batch, x_sq = batch[..., :d], batch[..., d : d + k], batch[..., -1]
+                w_batch = weights[runs, idx]
+                outputs = stacked_mlp_forward(task, layers, x_batch)
+                per = per_sample_loss(task=task, outputs=outputs, targets=y_batch)
+                g_bb = self_potentials[schedule.self_rows]
+                distance = ot(w_batch, x_batch, x_sq, g_bb, schedule)
+                loss = ((w_batch * per).sum(1) * distance**2).sum()
+                optimizer.step(torch.autograd.grad(loss, trained))
 
     values = weights.detach().cpu().numpy().astype(np.float64)
     return [

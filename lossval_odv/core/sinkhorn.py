@@ -182,44 +182,51 @@ def symmetric_potential(
 
 
 class _CrossBuffers:
-    """Scratch tensors and views of one cross loop (allocated once per call)."""
+    """Scratch tensors and their views for one cross loop, allocated once per loop.
+
+    Potentials and log-weights are kept as (R, 1, K + n) and temperatures as (R, 1, 1),
+    so that every operation of an update broadcasts without a reshape.
+    """
 
     def __init__(self, w: torch.Tensor, n: int, m: int) -> None:
         r = w.shape[0]
         k = n + m
         self.z = torch.empty(r, n * k + m * n, dtype=w.dtype, device=w.device)
-        self.zx = self.z[:, : n * k].view(r, n, k)  # rows of x over [x | y]
-        self.zy = self.z[:, n * k :].view(r, m, n)  # rows of y over x
-        self.blocks = (self.zx[:, :, :n], self.zy, self.zx[:, :, n:])  # -> f_aa, g_ab, f_ba
-        self.top = torch.empty_like(w)
-        self.total = torch.empty_like(w)
+        zx = self.z[:, : n * k].view(r, n, k)  # rows of x over [x | y]
+        zy = self.z[:, n * k :].view(r, m, n)  # rows of y over x
+        self.zx, self.zy = zx, zy
+        self.blocks = (zx[:, :, :n], zy, zx[:, :, n:])  # -> f_aa, g_ab, f_ba
+        self.h = torch.empty(r, 1, k + n, dtype=w.dtype, device=w.device)
+        self.h_x, self.h_y = self.h[:, :, :k], self.h[:, :, k:]
+        self.top = torch.empty_like(self.h)
+        self.total = torch.empty_like(self.h)
         bounds = ((0, n), (n, k), (k, k + n))
-        self.top_parts = [self.top[:, lo:hi] for lo, hi in bounds]
-        self.total_parts = [self.total[:, lo:hi] for lo, hi in bounds]
-        self.k = k
+        self.tops = [self.top[:, 0, lo:hi] for lo, hi in bounds]
+        self.tops_3d = [t.unsqueeze(2) for t in self.tops]
+        self.totals = [self.total[:, 0, lo:hi] for lo, hi in bounds]
 
 
 def _cross_update(
     p: torch.Tensor,
     e: torch.Tensor,
+    neg_e: torch.Tensor,
     w: torch.Tensor,
     c_x: torch.Tensor,
     c_yx: torch.Tensor,
     buf: _CrossBuffers,
 ) -> torch.Tensor:
-    """``T(P)``: the three cross soft-mins at temperatures ``e`` (R, 1), in P's layout."""
-    e3 = e.unsqueeze(2)
-    h = torch.addcdiv(w, p, e)  # W + P / e
-    k = buf.k
-    torch.addcdiv(h[:, None, :k], c_x, e3, value=-1, out=buf.zx)
-    torch.addcdiv(h[:, None, k:], c_yx, e3, value=-1, out=buf.zy)
-    for block, top in zip(buf.blocks, buf.top_parts, strict=True):
+    """``T(P)``: the three cross soft-mins at temperatures ``e`` (R, 1, 1) (``neg_e = -e``),
+    in P's layout (R, 1, K + n). The result lives in ``buf`` until the next update."""
+    torch.addcdiv(w, p, e, out=buf.h)  # h = W + P / e
+    torch.addcdiv(buf.h_x, c_x, e, value=-1, out=buf.zx)  # h - C / e
+    torch.addcdiv(buf.h_y, c_yx, e, value=-1, out=buf.zy)
+    for block, top, top_3d in zip(buf.blocks, buf.tops, buf.tops_3d, strict=True):
         torch.amax(block, -1, out=top)
-        block.sub_(top.unsqueeze(2))
+        block.sub_(top_3d)
     buf.z.clamp_min_(EXP_FLOOR).exp_()  # see logsumexp_last
-    for block, total in zip(buf.blocks, buf.total_parts, strict=True):
+    for block, total in zip(buf.blocks, buf.totals, strict=True):
         torch.sum(block, -1, out=total)
-    return -e * buf.total.log_().add_(buf.top)
+    return buf.total.log_().add_(buf.top).mul_(neg_e)  # -e * logsumexp
 
 
 def _cross_loop(
@@ -232,12 +239,17 @@ def _cross_loop(
     n_unmasked: int,
     buf: _CrossBuffers,
 ) -> torch.Tensor:
-    """The cross potentials P after the loop, before the last extrapolation."""
+    """The cross potentials P (R, 1, K + n) after the loop, before the last extrapolation."""
     with torch.no_grad():
-        p = _cross_update(torch.zeros_like(w), eps[:, :1], w, c_x, c_yx, buf)
+        e = eps.unsqueeze(1)  # (R, 1, L): e[:, :, i : i + 1] is one temperature per problem
+        neg_e = -e
+        on = active.unsqueeze(1)
+        p = _cross_update(torch.zeros_like(w), e[:, :, :1], neg_e[:, :, :1], w, c_x, c_yx, buf)
+        p = p.clone()  # the update's result is a scratch buffer
         for i in range(n_iterations):
-            p_new = 0.5 * (p + _cross_update(p, eps[:, i : i + 1], w, c_x, c_yx, buf))
-            p = p_new if i < n_unmasked else torch.where(active[:, i : i + 1], p_new, p)
+            t = _cross_update(p, e[:, :, i : i + 1], neg_e[:, :, i : i + 1], w, c_x, c_yx, buf)
+            p_new = (p + t).mul_(0.5)
+            p = p_new if i < n_unmasked else torch.where(on[:, :, i : i + 1], p_new, p)
     return p
 
 
@@ -260,10 +272,11 @@ def cross_potentials(
     """
     n, m = c_x.shape[1], c_yx.shape[1]
     with torch.no_grad():
-        w = torch.cat((a_log, b_log, a_log), 1)
+        w = torch.cat((a_log, b_log, a_log), 1).unsqueeze(1)
         buf = _CrossBuffers(w, n, m)
         p = _cross_loop(w, c_x, c_yx, eps, active, n_iterations, n_unmasked, buf)
-        p = _cross_update(p, torch.full_like(eps[:, :1], blur**P), w, c_x, c_yx, buf)
+        final = torch.full_like(eps[:, :1], blur**P).unsqueeze(1)
+        p = _cross_update(p, final, -final, w, c_x, c_yx, buf).squeeze(1)
     return p[:, :n], p[:, n : n + m], p[:, n + m :]
 
 
@@ -299,9 +312,10 @@ def sinkhorn_loop_batched(
     n, m = c_xx.shape[1], c_yy.shape[1]
     a_log, b_log = a_log.detach(), b_log.detach()
     g_bb = _symmetric_loop(b_log, c_yy.detach(), eps, active, n_iterations, 0)
-    w = torch.cat((a_log, b_log, a_log), 1)
+    w = torch.cat((a_log, b_log, a_log), 1).unsqueeze(1)
     c_x = torch.cat((c_xx, c_xy), 2).detach()
-    p = _cross_loop(w, c_x, c_yx.detach(), eps, active, n_iterations, 0, _CrossBuffers(w, n, m))
+    buf = _CrossBuffers(w, n, m)
+    p = _cross_loop(w, c_x, c_yx.detach(), eps, active, n_iterations, 0, buf).squeeze(1)
     f_aa, g_ab, f_ba = p[:, :n], p[:, n : n + m], p[:, n + m :]
     e = torch.full_like(eps[:, :1], blur**P)
     return (

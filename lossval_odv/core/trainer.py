@@ -104,6 +104,7 @@ def fit_lossval(
     hidden_width: int | None = None,
     random_state: RandomStateLike = None,
     device: str | torch.device = "auto",
+    cpu_threads: int | None = 1,
 ) -> LossValResult:
     """Train one LossVal run and return the learned per-sample weights as data values.
 
@@ -123,6 +124,9 @@ def fit_lossval(
     random_state : int, numpy RandomState/Generator or None
         Same seed and device give identical values.
     device : "auto", "cpu", "cuda" or "cuda:N"
+    cpu_threads : int or None
+        torch's intra-op threads while training on the CPU, 1 by default (fastest for
+        LossVal's small steps); None keeps the current setting.
     """
     # the batched engine with R = 1 (imported here: it builds on this module's checks)
     from lossval_odv.core.batched import fit_lossval_batched
@@ -139,5 +143,6 @@ def fit_lossval(
         n_linear=n_linear,
         hidden_width=hidden_width,
         device=device,
+        cpu_threads=cpu_threads,
     )
     return result

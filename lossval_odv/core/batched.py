@@ -192,25 +192,28 @@ class BatchedOT:
         """The R divergences, differentiable wrt the weights ``a`` (R, N) of the batches
         ``x`` (R, N, D) with squared norms ``x_sq`` (R, N)."""
         n = x.shape[1]
-        # [C_xx | C_xy] = (|x|^2 + |z|^2) / 2 - x.z for z in [x; y], in one product;
-        # C_yx is the transpose of C_xy (geomloss computes it apart: equal up to rounding)
-        z = torch.cat((x, self.y), 1)
-        half_sq = 0.5 * (x_sq.unsqueeze(2) + torch.cat((x_sq, self.y_sq), 1).unsqueeze(1))
-        c_x = torch.baddbmm(half_sq, x, z.transpose(1, 2), alpha=-1)
-        f_aa, g_ab, f_ba = cross_potentials(
-            log_weights(a.detach()),
-            self.b_log,
-            c_x,
-            c_x[:, :, n:].transpose(1, 2),
-            schedule.eps,
-            schedule.active,
-            schedule.n_iterations,
-            n_unmasked=schedule.n_unmasked,
-            blur=self.blur,
-        )
-        with torch.no_grad():  # the validation side's term: no gradient
-            b_term = (self.b * (g_ab - g_bb)).sum(1)
-        return (a * (f_ba - f_aa)).sum(1) + b_term
+        # No gradient flows through the points or the potentials (geomloss' envelope
+        # gradient wrt the weights is the potentials): inference mode, the leanest one.
+        with torch.inference_mode():
+            # [C_xx | C_xy] = (|x|^2 + |z|^2) / 2 - x.z for z in [x; y], in one product;
+            # C_yx is the transpose of C_xy (geomloss computes it apart: equal up to rounding)
+            z = torch.cat((x, self.y), 1)
+            half_sq = 0.5 * (x_sq.unsqueeze(2) + torch.cat((x_sq, self.y_sq), 1).unsqueeze(1))
+            c_x = torch.baddbmm(half_sq, x, z.transpose(1, 2), alpha=-1)
+            f_aa, g_ab, f_ba = cross_potentials(
+                log_weights(a.detach()),
+                self.b_log,
+                c_x,
+                c_x[:, :, n:].transpose(1, 2),
+                schedule.eps,
+                schedule.active,
+                schedule.n_iterations,
+                n_unmasked=schedule.n_unmasked,
+                blur=self.blur,
+            )
+            b_term = (self.b * (g_ab - g_bb)).sum(1)  # the validation side's term
+        a_potential = f_ba - f_aa  # a normal tensor: autograd saves it for the backward
+        return (a * a_potential).sum(1) + b_term
 
 
 class StackedAdam:

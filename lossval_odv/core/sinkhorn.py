@@ -151,7 +151,7 @@ def _symmetric_loop(
     n_unmasked: int,
 ) -> torch.Tensor:
     """The self-transport potential after the loop, before the last extrapolation."""
-    with torch.no_grad():
+    with torch.inference_mode():
         g = softmin(eps[:, :1], cost, w_log)  # zero potentials at eps_0: h = w_log
         for i in range(n_iterations):
             e = eps[:, i : i + 1]
@@ -177,7 +177,7 @@ def symmetric_potential(
     Iterations ``i < n_unmasked`` are active for every problem (no masking needed).
     """
     g = _symmetric_loop(w_log, cost, eps, active, n_iterations, n_unmasked)
-    with torch.no_grad():
+    with torch.inference_mode():
         return _symmetric_update(g, torch.full_like(eps[:, :1], blur**P), w_log, cost)
 
 
@@ -240,7 +240,7 @@ def _cross_loop(
     buf: _CrossBuffers,
 ) -> torch.Tensor:
     """The cross potentials P (R, 1, K + n) after the loop, before the last extrapolation."""
-    with torch.no_grad():
+    with torch.inference_mode():
         e = eps.unsqueeze(1)  # (R, 1, L): e[:, :, i : i + 1] is one temperature per problem
         neg_e = -e
         on = active.unsqueeze(1)
@@ -271,7 +271,7 @@ def cross_potentials(
     (R, L) the schedules, iterations ``i < n_unmasked`` active for every problem.
     """
     n, m = c_x.shape[1], c_yx.shape[1]
-    with torch.no_grad():
+    with torch.inference_mode():
         w = torch.cat((a_log, b_log, a_log), 1).unsqueeze(1)
         buf = _CrossBuffers(w, n, m)
         p = _cross_loop(w, c_x, c_yx, eps, active, n_iterations, n_unmasked, buf)

@@ -209,14 +209,14 @@ class _CrossBuffers:
 def _cross_update(
     p: torch.Tensor,
     e: torch.Tensor,
-    neg_e: torch.Tensor,
     w: torch.Tensor,
     c_x: torch.Tensor,
     c_yx: torch.Tensor,
     buf: _CrossBuffers,
 ) -> torch.Tensor:
-    """``T(P)``: the three cross soft-mins at temperatures ``e`` (R, 1, 1) (``neg_e = -e``),
-    in P's layout (R, 1, K + n). The result lives in ``buf`` until the next update."""
+    """The three cross log-sum-exps at temperatures ``e`` (R, 1, 1), in P's layout
+    (R, 1, K + n): the soft-mins are ``T(P) = -e * result``. The result lives in ``buf``
+    until the next update."""
     torch.addcdiv(w, p, e, out=buf.h)  # h = W + P / e
     torch.addcdiv(buf.h_x, c_x, e, value=-1, out=buf.zx)  # h - C / e
     torch.addcdiv(buf.h_y, c_yx, e, value=-1, out=buf.zy)
@@ -226,7 +226,7 @@ def _cross_update(
     buf.z.clamp_min_(EXP_FLOOR).exp_()  # see logsumexp_last
     for block, total in zip(buf.blocks, buf.totals, strict=True):
         torch.sum(block, -1, out=total)
-    return buf.total.log_().add_(buf.top).mul_(neg_e)  # -e * logsumexp
+    return buf.total.log_().add_(buf.top)
 
 
 def _cross_loop(
@@ -244,11 +244,11 @@ def _cross_loop(
         e = eps.unsqueeze(1)  # (R, 1, L): e[:, :, i : i + 1] is one temperature per problem
         neg_e = -e
         on = active.unsqueeze(1)
-        p = _cross_update(torch.zeros_like(w), e[:, :, :1], neg_e[:, :, :1], w, c_x, c_yx, buf)
-        p = p.clone()  # the update's result is a scratch buffer
+        lse = _cross_update(torch.zeros_like(w), e[:, :, :1], w, c_x, c_yx, buf)
+        p = lse.mul(neg_e[:, :, :1])  # T(0), out of the scratch buffer
         for i in range(n_iterations):
-            t = _cross_update(p, e[:, :, i : i + 1], neg_e[:, :, i : i + 1], w, c_x, c_yx, buf)
-            p_new = (p + t).mul_(0.5)
+            lse = _cross_update(p, e[:, :, i : i + 1], w, c_x, c_yx, buf)
+            p_new = torch.addcmul(p, lse, neg_e[:, :, i : i + 1]).mul_(0.5)  # (P + T(P)) / 2
             p = p_new if i < n_unmasked else torch.where(on[:, :, i : i + 1], p_new, p)
     return p
 
@@ -276,7 +276,7 @@ def cross_potentials(
         buf = _CrossBuffers(w, n, m)
         p = _cross_loop(w, c_x, c_yx, eps, active, n_iterations, n_unmasked, buf)
         final = torch.full_like(eps[:, :1], blur**P).unsqueeze(1)
-        p = _cross_update(p, final, -final, w, c_x, c_yx, buf).squeeze(1)
+        p = _cross_update(p, final, w, c_x, c_yx, buf).mul_(-final).squeeze(1)
     return p[:, :n], p[:, n : n + m], p[:, n + m :]
 
 

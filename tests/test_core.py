@@ -123,6 +123,16 @@ def test_weights_move_and_runs_are_deterministic_under_a_seed():
     assert not np.allclose(a.values, c.values)
 
 
+def test_training_leaves_the_global_generator_alone():
+    """The benchmark draws its experiments' models from torch's global generator after
+    valuing: a run must not move it (its own draws use forked or private generators)."""
+    x, y, x_val, _ = planted_noise_task(0, "regression", n=60)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    fit_lossval(x, y, x_val, task="regression", epochs=1, random_state=5, device="cpu")
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 # F1 of a valuation that carries no information is about the noise rate (0.2) to 0.33
 # (the 2-means split of random values puts roughly half the points in the low cluster:
 # precision 0.2, recall 0.5). Across seeds 0-3 LossVal reached 0.64-0.71 (classification)

@@ -115,14 +115,19 @@ def unstack_mlp(
     n_linear: int | None,
     hidden_width: int | None,
 ) -> torch.nn.Sequential:
-    """Run ``run``'s trained network as the ``nn.Sequential`` that ``make_mlp`` builds."""
-    model = make_mlp(
-        task=task,
-        n_features=n_features,
-        n_outputs=n_outputs,
-        n_linear=n_linear,
-        hidden_width=hidden_width,
-    )
+    """Run ``run``'s trained network as the ``nn.Sequential`` that ``make_mlp`` builds.
+
+    Its throw-away initialisation draws from a forked generator: training leaves torch's
+    global generator as it found it (the benchmark's experiments draw from it next).
+    """
+    with torch.random.fork_rng(devices=[]):
+        model = make_mlp(
+            task=task,
+            n_features=n_features,
+            n_outputs=n_outputs,
+            n_linear=n_linear,
+            hidden_width=hidden_width,
+        )
     with torch.no_grad():
         for m, (w, b) in zip(_linear_layers(model), layers, strict=True):
             m.weight.copy_(w[run])

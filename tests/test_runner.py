@@ -72,6 +72,19 @@ def test_tiny_config_end_to_end(tmp_path, shared_datasets):
     assert again.returncode == 0 and "computed 0 cells" in again.stderr
 
 
+def _children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (Linux /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
 def test_sigkill_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, shared_datasets):
     config = {
         **TINY,
@@ -93,10 +106,17 @@ def test_sigkill_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, sha
     deadline = time.monotonic() + 300
     while store.count() < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = store.frame().set_index("key")["finished_at"]
     assert 2 <= len(before) < total, "the kill must land mid-grid"
+    # the orphaned pool workers notice and exit (they would otherwise linger forever)
+    assert workers, "the local pool should have started workers"
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
 
     resumed = _cli("run", str(path), "--quiet", "--no-report", env=_env(shared_datasets))
     assert resumed.returncode == 0, resumed.stderr

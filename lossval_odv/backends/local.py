@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -12,12 +14,24 @@ from concurrent.futures.process import BrokenProcessPool
 from lossval_odv.cell import CellResult, failed_result
 from lossval_odv.tasks import Task, compute_task
 
+ORPHAN_CHECK_SECONDS = 2.0
 
-def _worker_init(plugins: tuple[str, ...]) -> None:
+
+def _exit_when_orphaned(driver_pid: int) -> None:
+    """Exit this worker once its driver is gone (e.g. killed with SIGKILL, which leaves
+    no chance to shut the pool down): an orphan would otherwise wait forever on its pipe,
+    holding its memory."""
+    while os.getppid() == driver_pid:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    os._exit(1)
+
+
+def _worker_init(plugins: tuple[str, ...], driver_pid: int) -> None:
     import torch
 
     from lossval_odv.plugins import load_plugins
 
+    threading.Thread(target=_exit_when_orphaned, args=(driver_pid,), daemon=True).start()
     # n_jobs processes share the cores: one intra-op thread each avoids oversubscription
     torch.set_num_threads(1)
     load_plugins(plugins)
@@ -55,7 +69,7 @@ class LocalPoolBackend:
             max_workers=workers,
             mp_context=self._context,
             initializer=_worker_init,
-            initargs=(self.plugins,),
+            initargs=(self.plugins, os.getpid()),
         )
 
     def run(self, tasks: list[Task]) -> Iterator[list[CellResult]]:

@@ -259,7 +259,7 @@ class StackedAdam:
             self.params,
             # .backward() would lay gradients out like their tensors; autograd.grad may
             # return expanded or transposed ones, which the kernel must not see
-            [g.contiguous() for g in grads],
+            [g if g.is_contiguous() else g.contiguous() for g in grads],
             self.exp_avgs,
             self.exp_avg_sqs,
             [],

@@ -353,8 +353,8 @@ def bench_grid(args: argparse.Namespace, device: torch.device) -> None:
         f"{verdict}"
     )
     print(
-        f"straightforward form (one fit_lossval per run, {single / measure_epochs:.3f} s per "
-        f"epoch here on 2dplanes' shape): about {single_total:.0f} s ({single_total / 3600:.2f} h)"
+        f"one run at a time (fit_lossval, R = 1, {single / measure_epochs:.3f} s per epoch here "
+        f"on 2dplanes' shape): about {single_total:.0f} s ({single_total / 3600:.2f} h)"
     )
 
 
@@ -379,7 +379,8 @@ def main() -> None:
         return
     device = resolve_device(args.device)
     print(
-        f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} torch threads "
+        "(on CPU the engine trains on 1: its cpu_threads default), "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
         + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "")
     )

@@ -107,8 +107,8 @@ def shard(cells: list[Cell], index: int, count: int, *, keep_groups: bool = Fals
     """The deterministic ``index``-th of ``count`` slices (by key), for job arrays.
 
     With ``keep_groups`` a whole batch group goes to one shard, so that sharded and
-    unsharded runs train the same batches (batched results differ from single-run
-    results by float rounding; keeping groups whole keeps shards bit-identical).
+    unsharded runs train the same batches: on one CPU thread a batched run equals the
+    run alone bit for bit anyway, but on GPUs batched kernels may round differently.
     """
     if count < 1 or not 0 <= index < count:
         raise ValueError(f"shard must be i/N with 0 <= i < N, got {index}/{count}")

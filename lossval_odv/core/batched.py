@@ -4,17 +4,21 @@ Every run keeps its own data, seed, network, weights, shuffling and Sinkhorn sch
 only the arithmetic is shared:
 
 * the R networks are one stack of parameters (R, out, in) / (R, out), applied with
-  ``torch.baddbmm`` and initialised exactly like ``make_mlp`` under each run's seed;
+  ``torch.baddbmm`` (a one-output layer as a reduction) and initialised exactly like
+  ``make_mlp`` under each run's seed;
 * the batches are gathered with per-run permutations, those of ``fit_lossval``
   (``_epoch_permutations(n, epochs, seed + 1)``, drawn one epoch at a time), and every
   run's per-batch diameters are ``batch_diameters``' (same float32 arithmetic);
 * the Sinkhorn divergences of the R batches are one call of the batched solver of
   ``lossval_odv.core.sinkhorn``, each problem running its own epsilon schedule;
-* one Adam optimises the stacked tensors: Adam is elementwise and every run takes the
-  same number of steps, so this is R separate optimisers.
+* one Adam optimises the stacked tensors, packed so that every run's entries take the
+  same code path whatever R is (``PackedRuns``): Adam is elementwise and every run takes
+  the same number of steps, so this is R separate optimisers.
 
-Run r therefore reproduces ``fit_lossval(..., random_state=seeds[r])`` up to the
-floating-point rounding of batched vs. unbatched matrix products.
+``fit_lossval`` is this engine with R = 1, and run r of a batch is bit for bit
+``fit_lossval(..., random_state=seeds[r])`` on one CPU thread (tested; on CUDA or with
+more threads, batched kernels may round differently). The reference it is tested against,
+geomloss' own ``SamplesLoss`` every batch, agrees to float32 rounding.
 
 Each epoch's schedules and diameters are computed when it starts (one transfer each way),
 so on CUDA the batch loop never waits for the device, and memory stays O(R n): full
@@ -97,7 +101,12 @@ def stacked_mlp_forward(
     h = x
     last = len(layers) - 1
     for i, (w, b) in enumerate(layers):
-        h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        if w.shape[1] == 1:
+            # one output (regression): the dot products as a reduction over the last axis,
+            # computed alike for every R (batched BLAS picks another kernel when R = 1)
+            h = (h * w).sum(-1, keepdim=True) + b.unsqueeze(1)
+        else:
+            h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
         if i < last:
             h = torch.relu(h) if task == "classification" else torch.tanh(h)
     if task == "classification":
@@ -219,6 +228,44 @@ class BatchedOT:
             b_term = (self.b * (g_ab - g_bb)).sum(1)  # the validation side's term
         a_potential = f_ba - f_aa  # a normal tensor: autograd saves it for the backward
         return (a * a_potential).sum(1) + b_term
+
+
+PACK_ALIGN = 64  # floats: a multiple of every CPU vector width times its unrolling
+
+
+class PackedRuns:
+    """The R runs' trained tensors (network and weights) as views of one (R, P) buffer.
+
+    Each run's entries start at a multiple of ``PACK_ALIGN``, P too, and the padding
+    is never read: an elementwise kernel over the buffer (Adam's) puts every real entry
+    in its vectorised main loop, never in a scalar tail that rounds differently. So run
+    r's update is bit for bit the same whatever R is, and a batched run equals the run
+    trained alone (R = 1) exactly. One buffer is also one Adam call.
+
+    ``tensors`` are (R, ...) initial values; ``views`` the trainable leaves, in order.
+    """
+
+    def __init__(self, tensors: Sequence[torch.Tensor]) -> None:
+        first = tensors[0]
+        sizes = [t[0].numel() for t in tensors]
+        width = -(-sum(sizes) // PACK_ALIGN) * PACK_ALIGN
+        self.buffer = torch.zeros(first.shape[0], width, dtype=first.dtype, device=first.device)
+        self.grad = torch.zeros_like(self.buffer)
+        self.views: list[torch.Tensor] = []
+        self._grad_views: list[torch.Tensor] = []
+        start = 0
+        for tensor, size in zip(tensors, sizes, strict=True):
+            view = self.buffer[:, start : start + size].view(tensor.shape)
+            view.copy_(tensor.detach())
+            self.views.append(view.requires_grad_())
+            self._grad_views.append(self.grad[:, start : start + size].view(tensor.shape))
+            start += size
+
+    def gradient(self, grads: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The views' gradients laid out like the buffer (zeros in the padding)."""
+        for view, grad in zip(self._grad_views, grads, strict=True):
+            view.copy_(grad)
+        return self.grad
 
 
 class StackedAdam:
@@ -471,10 +518,10 @@ def fit_lossval_batched(
         hidden_width=hidden_width,
         device=torch_device,
     )
-    weights = torch.ones(n_runs, n, device=torch_device, requires_grad=True)
-    params = [t for layer in layers for t in layer]
-    trained = [*params, weights]
-    optimizer = StackedAdam(trained, lr=lr)
+    packed = PackedRuns([*(t for layer in layers for t in layer), torch.ones(n_runs, n)])
+    *params, weights = packed.views
+    layers = list(zip(params[::2], params[1::2], strict=True))
+    optimizer = StackedAdam([packed.buffer], lr=lr)
 
     # Each run's farthest validation distance per point, as fit_lossval computes it.
     reach = torch.stack([_max_distance_to(x[r], xv[r]) for r in range(n_runs)])  # (R, n)
@@ -500,7 +547,7 @@ def fit_lossval_batched(
                 g_bb = self_potentials[schedule.self_rows]
                 distance = ot(w_batch, x_batch, x_sq, g_bb, schedule)
                 loss = ((w_batch * per).sum(1) * distance**2).sum()
-                optimizer.step(torch.autograd.grad(loss, trained))
+                optimizer.step([packed.gradient(torch.autograd.grad(loss, packed.views))])
 
     values = weights.detach().cpu().numpy().astype(np.float64)
     return [

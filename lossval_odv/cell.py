@@ -213,6 +213,8 @@ def compute_cell(cell: Cell, *, precomputed: Valuation | None = None) -> CellRes
     except Exception as exc:  # recorded, not fatal to the grid
         result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
     result.total_seconds = time.perf_counter() - start
+    if precomputed is not None:  # its share of the batched valuation ran before this call
+        result.total_seconds += precomputed.seconds
     return result
 
 

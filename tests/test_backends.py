@@ -165,6 +165,32 @@ def test_local_pool_retries_a_killed_worker(tmp_path):
     check_killed_workers(summary.store, tmp_path)
 
 
+def test_local_pool_survives_a_pool_broken_between_two_submits():
+    """A worker can die after wait() returned and before the next submit, which then
+    raises BrokenProcessPool itself: the task goes to a fresh pool, nothing is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from lossval_odv.backends.local import LocalPoolBackend
+
+    class BreaksOnSecondSubmit(ThreadPoolExecutor):
+        submits = 0
+
+        def submit(self, fn, /, *args, **kwargs):
+            type(self).submits += 1
+            if type(self).submits == 2:
+                raise BrokenProcessPool("a worker died meanwhile")
+            return super().submit(fn, *args, **kwargs)
+
+    cells = [c for c in expand(parse_config(grid_config())) if c.evaluator == "knnshapley"]
+    backend = LocalPoolBackend(n_jobs=1)
+    backend._pool = lambda workers: BreaksOnSecondSubmit(max_workers=workers)
+    results = [r for batch in backend.run([(cell,) for cell in cells]) for r in batch]
+    assert sorted(r.key for r in results) == sorted(c.key for c in cells)
+    assert all(r.status == "ok" for r in results)
+    assert BreaksOnSecondSubmit.submits == len(cells) + 1
+
+
 def test_ray_retries_a_killed_worker(ray_cluster, tmp_path):
     summary = run_benchmark(
         parse_config(kill_config(tmp_path)), output_dir=tmp_path / "out", backend="ray",

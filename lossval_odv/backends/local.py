@@ -87,8 +87,13 @@ class LocalPoolBackend:
                 futures: dict[Future, int] = {}
                 while pending or futures:
                     while pending and len(futures) < self.n_jobs:
-                        index = pending.popleft()
-                        futures[pool.submit(compute_task, tasks[index])] = index
+                        try:
+                            future = pool.submit(compute_task, tasks[pending[0]])
+                        except BrokenProcessPool:  # a worker died since the last wait()
+                            break  # its task's future reports it below
+                        futures[future] = pending.popleft()
+                    if not futures:  # the pool broke with nothing in flight: a new one
+                        break
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     broken = False
                     for future in done:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import resource
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -27,6 +25,7 @@ from geomloss import SamplesLoss
 
 import lossval_odv  # noqa: F401  (compatibility layer and dataset registry)
 from lossval_odv.core import fit_lossval, make_mlp, per_sample_loss, resolve_device
+from lossval_odv.core.runtime import intra_op_threads
 from lossval_odv.core.trainer import check_inputs
 
 from opendataval.dataloader import DataFetcher, mix_labels
@@ -96,17 +95,6 @@ def _timed(fn, device):
     return values, time.perf_counter() - start, peak
 
 
-@contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to ``n`` for the block (None: unchanged)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n or before)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _forms(device: torch.device) -> dict[str, tuple]:
     """Row label -> (form, torch threads): the straightforward form at torch's thread count
     and (on CPU) at one thread, so that the speed-up is against its faster setting;
@@ -122,7 +110,7 @@ def _warm_up(forms: dict[str, tuple], device: torch.device) -> None:
     """One untimed short run of every form: first-call costs stay out of the table."""
     x, y, xv, _ = _noisy_split("2dplanes", 99)
     for form, threads in forms.values():
-        with _threads(threads):
+        with intra_op_threads(threads):
             FORMS[form](x, y, xv, task="classification", epochs=1, seed=0, device=device)
 
 
@@ -148,7 +136,7 @@ def main() -> None:
                 for seed in range(args.seeds):
                     x, y, xv, noisy = _noisy_split(name, seed)
                     task = "classification" if y.ndim == 2 and y.shape[1] > 1 else "regression"
-                    with _threads(threads):
+                    with intra_op_threads(threads):
                         values, dt, peak = _timed(
                             partial(
                                 FORMS[form],

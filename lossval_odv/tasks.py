@@ -20,6 +20,7 @@ from lossval_odv.cell import (
     compute_cell,
     make_fetcher,
 )
+from lossval_odv.evaluators.lossval import train_together
 from lossval_odv.grid import Cell, batch_group
 
 Task = tuple[Cell, ...]
@@ -69,8 +70,6 @@ def compute_task(task: Task) -> list[CellResult]:
 def _batched_valuations(task: Task) -> list[Valuation] | None:
     """The LossVal values of every cell from one batched run; None (with a warning) if the
     cells cannot train together, e.g. different data shapes or a failing input check."""
-    from lossval_odv.evaluators.lossval import train_together
-
     try:
         evaluators = []
         for cell in task:

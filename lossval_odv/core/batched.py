@@ -6,9 +6,9 @@ only the arithmetic is shared:
 * the R networks are one stack of parameters (R, out, in) / (R, out), applied with
   ``torch.baddbmm`` (a one-output layer as a reduction) and initialised exactly like
   ``make_mlp`` under each run's seed;
-* the batches are gathered with per-run permutations, those of ``fit_lossval``
-  (``_epoch_permutations(n, epochs, seed + 1)``, drawn one epoch at a time), and every
-  run's per-batch diameters are ``batch_diameters``' (same float32 arithmetic);
+* the batches are gathered with per-run permutations (``_epoch_permutations(n, epochs,
+  seed + 1)``, drawn one epoch at a time), and every batch's diameter is 1.1 times the
+  largest distance between its points and the run's validation set;
 * the Sinkhorn divergences of the R batches are one call of the batched solver of
   ``lossval_odv.core.sinkhorn``, each problem running its own epsilon schedule;
 * one Adam optimises the stacked tensors, packed so that every run's entries take the
@@ -27,8 +27,7 @@ datasets (n = 100 000 and more) train in bounded memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +35,7 @@ import torch
 
 from lossval_odv.core.losses import DIAMETER_FACTOR, max_distance_to, per_sample_loss
 from lossval_odv.core.mlp import Task, make_mlp
-from lossval_odv.core.runtime import RandomStateLike, resolve_device, to_seed
+from lossval_odv.core.runtime import RandomStateLike, intra_op_threads, resolve_device, to_seed
 from lossval_odv.core.sinkhorn import (
     BLUR,
     cross_potentials,
@@ -58,6 +57,15 @@ def _linear_layers(model: torch.nn.Sequential) -> list[torch.nn.Linear]:
     return [m for m in model if isinstance(m, torch.nn.Linear)]
 
 
+def _mlp_in_forked_generator(seed: int | None, **shape: object) -> torch.nn.Sequential:
+    """``make_mlp(**shape)`` initialised from a fork of torch's global generator (seeded
+    with ``seed`` when given): the global generator is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return make_mlp(**shape)
+
+
 def init_stacked_mlp(
     *,
     task: Task,
@@ -75,15 +83,14 @@ def init_stacked_mlp(
     """
     per_run = []
     for seed in seeds:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = make_mlp(
-                task=task,
-                n_features=n_features,
-                n_outputs=n_outputs,
-                n_linear=n_linear,
-                hidden_width=hidden_width,
-            )
+        model = _mlp_in_forked_generator(
+            seed,
+            task=task,
+            n_features=n_features,
+            n_outputs=n_outputs,
+            n_linear=n_linear,
+            hidden_width=hidden_width,
+        )
         per_run.append([(m.weight.detach(), m.bias.detach()) for m in _linear_layers(model)])
     return [
         (
@@ -129,14 +136,14 @@ def unstack_mlp(
     Its throw-away initialisation draws from a forked generator: training leaves torch's
     global generator as it found it (the benchmark's experiments draw from it next).
     """
-    with torch.random.fork_rng(devices=[]):
-        model = make_mlp(
-            task=task,
-            n_features=n_features,
-            n_outputs=n_outputs,
-            n_linear=n_linear,
-            hidden_width=hidden_width,
-        )
+    model = _mlp_in_forked_generator(
+        None,
+        task=task,
+        n_features=n_features,
+        n_outputs=n_outputs,
+        n_linear=n_linear,
+        hidden_width=hidden_width,
+    )
     with torch.no_grad():
         for m, (w, b) in zip(_linear_layers(model), layers, strict=True):
             m.weight.copy_(w[run])
@@ -334,20 +341,6 @@ def _has_fused_adam(device: torch.device) -> bool:
     return True
 
 
-@contextmanager
-def _intra_op_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op thread count set to ``n`` for the block (None: unchanged)."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class EpochShuffler:
     """The permutations of ``_epoch_permutations(n, epochs, seed)``, one epoch at a time."""
 
@@ -392,7 +385,8 @@ class EpochSchedules:
 def _epoch_schedules(reach: torch.Tensor, perm: torch.Tensor, batch_size: int) -> EpochSchedules:
     """Per-batch, per-run Sinkhorn schedules of one epoch (one transfer each way).
 
-    The diameters are ``batch_diameters``' (same float32 arithmetic, for R runs at once).
+    A batch's diameter is 1.1 times the largest ``reach`` (each point's farthest
+    validation distance) among its points, in float32, for R runs at once.
     """
     n_runs, n = perm.shape
     n_batches = -(-n // batch_size)
@@ -531,7 +525,7 @@ def fit_lossval_batched(
     data = torch.cat((x, y, (x * x).sum(-1, keepdim=True)), 2)
     runs = torch.arange(n_runs, device=torch_device).unsqueeze(1)
 
-    with _intra_op_threads(cpu_threads if torch_device.type == "cpu" else None):
+    with intra_op_threads(cpu_threads if torch_device.type == "cpu" else None):
         for _ in range(epochs):
             # This epoch's permutations and Sinkhorn schedules: O(R n) memory, one transfer.
             perm = torch.stack([s.next() for s in shuffles]).to(torch_device)  # (R, n)

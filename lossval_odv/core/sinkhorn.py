@@ -129,11 +129,11 @@ def softmin(eps: torch.Tensor, cost: torch.Tensor, h: torch.Tensor) -> torch.Ten
 #   rows of x over the columns [x | y]   -> f_aa (h = a_log + f_aa/eps), f_ba (h = b_log + g_ab/eps)
 #   rows of y over the columns of x      -> g_ab (h = a_log + f_ba/eps)
 #
-# With the potentials stored as P = [f_aa | g_ab | f_ba] (R, K + n), K = n + m, and the
+# With the potentials stored as P = [f_aa | g_ab | f_ba] (R, 1, K + n), K = n + m, and the
 # log-weights as W = [a_log | b_log | a_log], h = W + P / eps gives both rows' columns at
-# once: h[:, :K] for the rows of x, h[:, K:] for the rows of y. One iteration is ~20 tensor
-# operations on n (n + 2m) cost entries, element by element the arithmetic of geomloss'
-# soft-mins.
+# once: h[..., :K] for the rows of x, h[..., K:] for the rows of y. One update is about 17
+# tensor operations on n (n + 2m) cost entries, element by element the arithmetic of
+# geomloss' soft-mins (up to fused multiply-adds).
 # ----------------------------------------------------------------------------------------
 
 
@@ -239,17 +239,20 @@ def _cross_update(
 
 
 def _cross_loop(
-    w: torch.Tensor,
+    a_log: torch.Tensor,
+    b_log: torch.Tensor,
     c_x: torch.Tensor,
     c_yx: torch.Tensor,
     eps: torch.Tensor,
     active: torch.Tensor,
     n_iterations: int,
     n_unmasked: int,
-    buf: _CrossBuffers,
-) -> torch.Tensor:
-    """The cross potentials P (R, 1, K + n) after the loop, before the last extrapolation."""
+) -> tuple[torch.Tensor, torch.Tensor, _CrossBuffers]:
+    """The cross potentials P (R, 1, K + n) after the loop, before the last extrapolation,
+    with the log-weights W and the buffers the extrapolation reuses."""
     with torch.inference_mode():
+        w = torch.cat((a_log, b_log, a_log), 1).unsqueeze(1)
+        buf = _CrossBuffers(w, c_x.shape[1], c_yx.shape[1])
         # every iteration's temperature as an (R, 1, 1) view, and its negative
         e = eps[:, None, :n_iterations, None].unbind(2)
         neg_e = (-eps[:, None, :n_iterations, None]).unbind(2)
@@ -260,7 +263,12 @@ def _cross_loop(
             lse = _cross_update(p, e[i], w, c_x, c_yx, buf)
             p_new = torch.addcmul(p, lse, neg_e[i]).mul_(0.5)  # (P + T(P)) / 2
             p = p_new if i < n_unmasked else torch.where(on[i], p_new, p)
-    return p
+    return p, w, buf
+
+
+def _split(p: torch.Tensor, n: int, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``f_aa``, ``g_ab``, ``f_ba`` out of P's layout (R, K + n)."""
+    return p[:, :n], p[:, n : n + m], p[:, n + m :]
 
 
 def cross_potentials(
@@ -280,14 +288,11 @@ def cross_potentials(
     ``c_x`` (R, N, N + M) is ``[C_xx | C_xy]``, ``c_yx`` (R, M, N); ``eps``/``active``
     (R, L) the schedules, iterations ``i < n_unmasked`` active for every problem.
     """
-    n, m = c_x.shape[1], c_yx.shape[1]
+    p, w, buf = _cross_loop(a_log, b_log, c_x, c_yx, eps, active, n_iterations, n_unmasked)
     with torch.inference_mode():
-        w = torch.cat((a_log, b_log, a_log), 1).unsqueeze(1)
-        buf = _CrossBuffers(w, n, m)
-        p = _cross_loop(w, c_x, c_yx, eps, active, n_iterations, n_unmasked, buf)
         final = torch.full_like(eps[:, :1], blur**P).unsqueeze(1)
         p = _cross_update(p, final, w, c_x, c_yx, buf).mul_(-final).squeeze(1)
-    return p[:, :n], p[:, n : n + m], p[:, n + m :]
+    return _split(p, c_x.shape[1], c_yx.shape[1])
 
 
 def sinkhorn_loop_batched(
@@ -322,11 +327,9 @@ def sinkhorn_loop_batched(
     n, m = c_xx.shape[1], c_yy.shape[1]
     a_log, b_log = a_log.detach(), b_log.detach()
     g_bb = _symmetric_loop(b_log, c_yy.detach(), eps, active, n_iterations, 0)
-    w = torch.cat((a_log, b_log, a_log), 1).unsqueeze(1)
     c_x = torch.cat((c_xx, c_xy), 2).detach()
-    buf = _CrossBuffers(w, n, m)
-    p = _cross_loop(w, c_x, c_yx.detach(), eps, active, n_iterations, 0, buf).squeeze(1)
-    f_aa, g_ab, f_ba = p[:, :n], p[:, n : n + m], p[:, n + m :]
+    p, _, _ = _cross_loop(a_log, b_log, c_x, c_yx.detach(), eps, active, n_iterations, 0)
+    f_aa, g_ab, f_ba = _split(p.squeeze(1), n, m)
     e = torch.full_like(eps[:, :1], blur**P)
     return (
         softmin(e, c_xx, a_log + f_aa / e),

@@ -91,6 +91,10 @@ def test_sigkill_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, sha
         "noise_rates": [0.1, 0.2],
         "runs": 2,
         "methods": [{"name": "lossval_5", "evaluator": "lossvalodv", "params": {"epochs": 5}}],
+        # four tasks of two batched cells each: two are in flight at once on the two workers,
+        # so the kill lands while the second pair still runs (one group per dataset would
+        # let both groups, all 8 cells, finish together before the kill)
+        "max_batch_runs": 2,
         "output_dir": str(tmp_path / "out"),
     }
     path = _write(tmp_path, config)

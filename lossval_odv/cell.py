@@ -169,10 +169,12 @@ def _as_float(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Valuation:
-    """Data values computed outside the cell, e.g. by the batched LossVal trainer."""
+    """Data values computed outside the cell, e.g. by the batched LossVal trainer, and
+    the cell's data they were computed on (the experiments reuse it)."""
 
     values: np.ndarray
     seconds: float
+    fetcher: DataFetcher
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,7 @@ def compute_cell(cell: Cell, *, precomputed: Valuation | None = None) -> CellRes
 def _value_and_evaluate(
     cell: Cell, device: torch.device, result: CellResult, precomputed: Valuation | None
 ) -> None:
-    fetcher = make_fetcher(cell)
+    fetcher = make_fetcher(cell) if precomputed is None else precomputed.fetcher
     x_train, *_ = fetcher.datapoints
     task = result.task
     n_features = int(np.prod(fetcher.covar_dim))

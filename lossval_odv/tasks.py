@@ -71,12 +71,13 @@ def _batched_valuations(task: Task) -> list[Valuation] | None:
     """The LossVal values of every cell from one batched run; None (with a warning) if the
     cells cannot train together, e.g. different data shapes or a failing input check."""
     try:
-        evaluators = []
+        fetchers, evaluators = [], []
         for cell in task:
             fetcher = make_fetcher(cell)
             x_train, y_train, x_valid, y_valid, *_ = fetcher.datapoints
             evaluator = build_evaluator(cell, cell_device(cell))
             evaluators.append(evaluator.input_data(x_train, y_train, x_valid, y_valid))
+            fetchers.append(fetcher)
         start = time.perf_counter()
         train_together(evaluators)
         share = (time.perf_counter() - start) / len(task)
@@ -87,4 +88,7 @@ def _batched_valuations(task: Task) -> list[Valuation] | None:
             stacklevel=2,
         )
         return None
-    return [Valuation(e.evaluate_data_values(), share) for e in evaluators]
+    return [
+        Valuation(e.evaluate_data_values(), share, fetcher)
+        for e, fetcher in zip(evaluators, fetchers, strict=True)
+    ]

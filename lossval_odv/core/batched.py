@@ -39,8 +39,8 @@ from lossval_odv.core.runtime import RandomStateLike, intra_op_threads, resolve_
 from lossval_odv.core.sinkhorn import (
     BLUR,
     cross_potentials,
-    epsilon_schedules,
     log_weights,
+    schedule_tensors,
     squared_cost,
     symmetric_potential,
 )
@@ -186,14 +186,14 @@ class BatchedOT:
         for lo in range(0, len(todo), SELF_CHUNK):  # (chunk, M, M) scratch at a time
             chunk = todo[lo : lo + SELF_CHUNK]
             rows = torch.as_tensor(runs[chunk], device=self.y.device)
-            eps_np, lengths = epsilon_schedules(diameters[chunk], blur=self.blur)
-            eps = torch.as_tensor(eps_np, dtype=self.y.dtype).to(self.y.device)
-            active = torch.as_tensor(np.arange(eps_np.shape[1]) < lengths[:, None])
+            eps, active, lengths = schedule_tensors(
+                diameters[chunk], dtype=self.y.dtype, device=self.y.device, blur=self.blur
+            )
             potentials = symmetric_potential(
                 self.b_log[rows],
                 self.c_yy[rows],
                 eps,
-                active.to(self.y.device),
+                active,
                 int(lengths.max()),
                 n_unmasked=int(lengths.min()),
                 blur=self.blur,
@@ -394,10 +394,7 @@ def _epoch_schedules(reach: torch.Tensor, perm: torch.Tensor, batch_size: int) -
     padded[:, :n] = torch.gather(reach, 1, perm)
     per_batch = DIAMETER_FACTOR * padded.view(n_runs, n_batches, batch_size).amax(dim=-1)
     diameters = per_batch.cpu().numpy().astype(np.float64).T  # (n_batches, R)
-    eps_np, lengths = epsilon_schedules(diameters)
-    active_np = np.arange(eps_np.shape[-1]) < lengths[..., None]
-    eps = torch.as_tensor(eps_np, dtype=reach.dtype).to(reach.device, non_blocking=True)
-    active = torch.as_tensor(active_np).to(reach.device, non_blocking=True)
+    eps, active, lengths = schedule_tensors(diameters, dtype=reach.dtype, device=reach.device)
     pairs = np.stack([np.broadcast_to(np.arange(n_runs), diameters.shape), diameters], -1)
     unique, rows = np.unique(pairs.reshape(-1, 2), axis=0, return_inverse=True)
     rows = torch.as_tensor(rows.reshape(n_batches, n_runs)).to(reach.device, non_blocking=True)

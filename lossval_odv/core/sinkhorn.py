@@ -346,14 +346,18 @@ def schedule_tensors(
     device: torch.device | str,
     blur: float = BLUR,
     scaling: float = SCALING,
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """``(eps, active, n_iterations)`` for ``sinkhorn_loop_batched`` from R diameters."""
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """``epsilon_schedules`` on the device: ``(eps, active, lengths)``.
+
+    ``eps`` (..., L) in ``dtype`` and ``active`` (..., L), where each schedule is defined,
+    are on ``device``; ``lengths`` (...) stays on the host, so that the loops' bounds
+    (its max and min) never need a synchronisation.
+    """
     eps_np, lengths = epsilon_schedules(diameters, blur=blur, scaling=scaling)
-    width = eps_np.shape[-1]
-    active_np = np.arange(width)[None, :] < lengths[:, None]
-    eps = torch.as_tensor(eps_np, dtype=dtype, device=device)
-    active = torch.as_tensor(active_np, device=device)
-    return eps, active, width
+    active_np = np.arange(eps_np.shape[-1]) < lengths[..., None]
+    eps = torch.as_tensor(eps_np, dtype=dtype).to(device, non_blocking=True)
+    active = torch.as_tensor(active_np).to(device, non_blocking=True)
+    return eps, active, lengths
 
 
 def sinkhorn_divergence(
@@ -377,7 +381,7 @@ def sinkhorn_divergence(
         raise ValueError("expected a (R, N), x (R, N, D), b (R, M), y (R, M, D)")
     if len(diameters) != x.shape[0]:
         raise ValueError(f"need one diameter per problem: {len(diameters)} for {x.shape[0]}")
-    eps, active, n_iterations = schedule_tensors(
+    eps, active, lengths = schedule_tensors(
         diameters, dtype=x.dtype, device=x.device, blur=blur, scaling=scaling
     )
     c_xy = squared_cost(x, y.detach())
@@ -393,7 +397,7 @@ def sinkhorn_divergence(
         c_yx,
         eps,
         active,
-        n_iterations,
+        int(lengths.max()),
         blur=blur,
     )
     return (a * (f_ba - f_aa)).sum(1) + (b * (g_ab - g_bb)).sum(1)

@@ -21,13 +21,13 @@ import torch
 import yaml
 
 import tests.tiny_datasets  # noqa: F401  (tiny datasets, KillWorker in this process)
-from lossval_odv.backends import resolve_backend, usable_cores
-from lossval_odv.backends.ray_backend import RayBackend
+from lossval_odv.bench.backends import resolve_backend, usable_cores
+from lossval_odv.bench.backends.ray_backend import RayBackend
+from lossval_odv.bench.config import parse_config
+from lossval_odv.bench.grid import expand
+from lossval_odv.bench.runner import run_benchmark
+from lossval_odv.bench.store import ResultStore
 from lossval_odv.cli import main as cli_main
-from lossval_odv.config import parse_config
-from lossval_odv.grid import expand
-from lossval_odv.runner import run_benchmark
-from lossval_odv.store import ResultStore
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = "tests.tiny_datasets"
@@ -171,7 +171,7 @@ def test_local_pool_survives_a_pool_broken_between_two_submits():
     from concurrent.futures import ThreadPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    from lossval_odv.backends.local import LocalPoolBackend
+    from lossval_odv.bench.backends.local import LocalPoolBackend
 
     class BreaksOnSecondSubmit(ThreadPoolExecutor):
         submits = 0
@@ -269,9 +269,9 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path):
 
 def test_auto_backend_and_gpu_shares(monkeypatch):
     assert resolve_backend("serial", None) == ("serial", usable_cores())
-    monkeypatch.setattr("lossval_odv.backends.usable_cores", lambda: 1)
+    monkeypatch.setattr("lossval_odv.bench.backends.usable_cores", lambda: 1)
     assert resolve_backend("auto", None) == ("serial", 1)
-    monkeypatch.setattr("lossval_odv.backends.usable_cores", lambda: 4)
+    monkeypatch.setattr("lossval_odv.bench.backends.usable_cores", lambda: 4)
     assert resolve_backend(None, None) == ("local", 4)
     assert resolve_backend("auto", 1) == ("serial", 1)
     assert parse_config(grid_config()).backend == "auto"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lossval_odv.noise import NOISE_FUNCTIONS, mixed_noise
+from lossval_odv.bench.noise import NOISE_FUNCTIONS, mixed_noise
 
 from opendataval.dataloader import DataFetcher
 

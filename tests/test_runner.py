@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lossval_odv.config import ConfigError, load_config, parse_config
-from lossval_odv.grid import expand, shard
-from lossval_odv.store import ResultStore
+from lossval_odv.bench.config import ConfigError, load_config, parse_config
+from lossval_odv.bench.grid import expand, shard
+from lossval_odv.bench.store import ResultStore
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import tests.tiny_datasets  # noqa: F401  (tiny datasets in this process)
-from lossval_odv.cell import compute_cell
-from lossval_odv.config import parse_config
-from lossval_odv.grid import batch_group, expand, shard
-from lossval_odv.tasks import compute_task, plan_tasks
+from lossval_odv.bench.cell import compute_cell
+from lossval_odv.bench.config import parse_config
+from lossval_odv.bench.grid import batch_group, expand, shard
+from lossval_odv.bench.tasks import compute_task, plan_tasks
 from tests.test_backends import grid_config
 
 

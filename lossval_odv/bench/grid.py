@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lossval_odv.config import BenchmarkConfig
+from lossval_odv.bench.config import BenchmarkConfig
 
 GRID_VERSION = 1  # bump when a change alters what a cell computes, to invalidate old rows
 

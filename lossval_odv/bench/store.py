@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lossval_odv.cell import CellResult
+from lossval_odv.bench.cell import CellResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (

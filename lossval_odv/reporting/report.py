@@ -4,7 +4,7 @@
 ``results/`` (paper-layout CSVs), ``tables/`` (mean ± SEM, CSV and markdown),
 ``figures/`` (PNG) and ``report.md``. Every number in the report is computed from the
 store; the claims section states for each claim of PROTOCOL.md whether it holds here, and
-"Where each method wins" (:mod:`lossval_odv.wins`) names the best method per task, noise
+"Where each method wins" (:mod:`lossval_odv.reporting.wins`) names the best method per task, noise
 type, metric and dataset.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from lossval_odv import export, wins
-from lossval_odv.config import BenchmarkConfig
-from lossval_odv.plots import make_figures
-from lossval_odv.store import ResultStore
+from lossval_odv.bench.config import BenchmarkConfig
+from lossval_odv.bench.store import ResultStore
+from lossval_odv.reporting import export, wins
+from lossval_odv.reporting.plots import make_figures
 
 LOSSVAL = "lossvalodv"
 LAVA = "lavaevaluator"

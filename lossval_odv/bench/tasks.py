@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import warnings
 
-from lossval_odv.cell import (
+from lossval_odv.bench.cell import (
     CellResult,
     Valuation,
     build_evaluator,
@@ -20,8 +20,8 @@ from lossval_odv.cell import (
     compute_cell,
     make_fetcher,
 )
+from lossval_odv.bench.grid import Cell, batch_group
 from lossval_odv.evaluators.lossval import train_together
-from lossval_odv.grid import Cell, batch_group
 
 Task = tuple[Cell, ...]
 

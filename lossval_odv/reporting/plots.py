@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from lossval_odv.export import discovery_long, removal_long, write_atomic  # noqa: E402
+from lossval_odv.reporting.export import discovery_long, removal_long, write_atomic  # noqa: E402
 
 METRIC_LABELS = {"accuracy": "test accuracy", "neg_mse": "test negative MSE"}
 LEGEND_WIDTH = 1.8  # inches added to multi-panel figures for the legend on their right

@@ -1,13 +1,13 @@
 """Run tasks on a Ray cluster: an existing one by address, or a local one started here.
 
-Each task is one Ray task running the same pure :func:`~lossval_odv.tasks.compute_task`
+Each task is one Ray task running the same pure :func:`~lossval_odv.bench.tasks.compute_task`
 as every other backend; its results travel back to the driver, which alone writes the
 store, so the workers need no shared filesystem.
 
 Faults: a worker that dies mid-task (signal, OOM, lost node) is a *system* failure,
 which Ray retries itself up to ``max_retries`` times; a task that still fails yields a
 ``failed`` result for each of its cells, with the reason. Errors raised by a method are
-caught inside :func:`~lossval_odv.cell.compute_cell` and recorded, never retried.
+caught inside :func:`~lossval_odv.bench.cell.compute_cell` and recorded, never retried.
 
 GPUs: tasks whose cells run on ``cuda``/``auto`` ask Ray for a *fraction* of a GPU when
 the cluster has GPUs (``gpus_per_task``; by default 0.25 for a LossVal task, 0.5 for
@@ -25,9 +25,9 @@ import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from lossval_odv.backends import usable_cores
-from lossval_odv.cell import CellResult, failed_result
-from lossval_odv.tasks import Task, compute_task
+from lossval_odv.bench.backends import usable_cores
+from lossval_odv.bench.cell import CellResult, failed_result
+from lossval_odv.bench.tasks import Task, compute_task
 
 # GPU share per task when ``gpus_per_task`` is not given and the cluster has GPUs
 AUTO_GPU_FRACTION = {"lossvalodv": 0.25}

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lossval_odv.config import BenchmarkConfig
+from lossval_odv.bench.config import BenchmarkConfig
 
 DETECTION_METRICS = ("f1", "auroc", "auprc")
 REMOVAL_FRACTION = 0.2

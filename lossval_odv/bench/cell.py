@@ -1,6 +1,6 @@
 """One cell: fetch -> split -> noise -> data values -> experiments -> a result record.
 
-Pure with respect to its input: the same :class:`~lossval_odv.grid.Cell` gives the same
+Pure with respect to its input: the same :class:`~lossval_odv.bench.grid.Cell` gives the same
 record on the same device type, whichever process or machine computes it.
 """
 
@@ -19,8 +19,8 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from lossval_odv import compat
-from lossval_odv.grid import Cell
-from lossval_odv.noise import NOISE_FUNCTIONS
+from lossval_odv.bench.grid import Cell
+from lossval_odv.bench.noise import NOISE_FUNCTIONS
 
 from opendataval.dataloader import DataFetcher, Register
 from opendataval.dataval import DataEvaluator

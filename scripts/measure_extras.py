@@ -20,9 +20,9 @@ import torch  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from lossval_odv.core import fit_lossval  # noqa: E402  (installs the opendataval shims)
-from lossval_odv.evaluators.cleanlab_eval import cleanlab_values  # noqa: E402
-from lossval_odv.evaluators.loss_trajectory import loss_trajectory_values  # noqa: E402
-from lossval_odv.evaluators.tracin import tracin_values  # noqa: E402
+from lossval_odv.core.cleanlab_quality import cleanlab_values  # noqa: E402
+from lossval_odv.core.loss_trajectory import loss_trajectory_values  # noqa: E402
+from lossval_odv.core.tracin import tracin_values  # noqa: E402
 from tests.conftest import planted_noise_task  # noqa: E402
 
 TASKS = ("classification", "regression")

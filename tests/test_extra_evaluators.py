@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from lossval_odv.core import make_mlp
+from lossval_odv.core.cleanlab_quality import cleanlab_values
+from lossval_odv.core.loss_trajectory import loss_trajectory_values
+from lossval_odv.core.tracin import checkpoint_epochs, tracin_values
 from lossval_odv.evaluators import CleanlabQuality, LossTrajectory, TracIn
-from lossval_odv.evaluators.cleanlab_eval import cleanlab_values
-from lossval_odv.evaluators.loss_trajectory import loss_trajectory_values
-from lossval_odv.evaluators.tracin import checkpoint_epochs, tracin_values
 from tests.conftest import planted_noise_task
 
 from opendataval.dataloader import DataFetcher, mix_labels

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lossval_odv.bench.config import ConfigError
+from lossval_odv.bench.config import BACKEND_NAMES, ConfigError
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", type=Path, help="store and exports (default: the config's)")
     run.add_argument(
         "--backend",
-        choices=["auto", "serial", "local", "ray"],
+        choices=BACKEND_NAMES,
         help="where cells run (default: the config's; auto = local if >1 core, else serial)",
     )
     run.add_argument("--n-jobs", type=int, help="worker processes for the local backend")

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lossval_odv.bench.cell import CellResult
 from lossval_odv.bench.config import BenchmarkConfig, parse_config
 from lossval_odv.bench.grid import Cell
+from lossval_odv.bench.records import CellResult
 from lossval_odv.bench.store import ResultStore
 from lossval_odv.reporting.export import Summary
 from lossval_odv.reporting.plots import cut_outliers

@@ -172,7 +172,9 @@ def test_grid_seeds_are_shared_within_a_run_and_shards_partition_the_grid():
     assert len(cells) == 2 * 1 * 2 * 3 * 2
     by_run: dict = {}
     for cell in cells:
-        by_run.setdefault(cell.run_key, set()).add(cell.data_seed)
+        by_run.setdefault((cell.dataset, cell.noise, cell.rate, cell.run), set()).add(
+            cell.data_seed
+        )
     assert all(len(seeds) == 1 for seeds in by_run.values())
     assert len({c.data_seed for c in cells}) == len(by_run)
     assert len({c.key for c in cells}) == len(cells)

@@ -71,7 +71,7 @@ def test_cells_that_cannot_train_together_fall_back_to_single_runs():
     cells = [c for c in _cells(datasets=["tiny_clf"], runs=1) if c.evaluator == "lossvalodv"]
     odd = dataclasses.replace(cells[1], split=(80, 20, 60))  # another train size
     task = (cells[0], odd)
-    with pytest.warns(UserWarning, match="batched LossVal of 2 cells .* one by one"):
+    with pytest.warns(UserWarning, match="batched training of 2 lossvalodv cells .* one by one"):
         results = compute_task(task)
     for result, cell in zip(results, task, strict=True):
         alone = compute_cell(cell)

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 NoiseType = Literal["label", "feature", "mixed"]
 BackendName = Literal["auto", "serial", "local", "ray"]
+BACKEND_NAMES: tuple[str, ...] = BackendName.__args__
+MAX_BATCH_RUNS = 64  # cells trained together at most; beyond, a batch gains little
 
 
 class ConfigError(ValueError):
@@ -92,7 +94,7 @@ class BenchmarkConfig(_Strict):
     ray_address: str | None = None
     gpus_per_task: float | None = Field(None, ge=0)
     batch_lossval: bool = True
-    max_batch_runs: int = Field(64, ge=1)
+    max_batch_runs: int = Field(MAX_BATCH_RUNS, ge=1)
     max_retries: int = Field(2, ge=0)
 
     @model_validator(mode="before")

@@ -16,7 +16,8 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from lossval_odv.bench.cell import CellResult
+from lossval_odv.bench.config import BACKEND_NAMES
+from lossval_odv.bench.records import CellResult
 from lossval_odv.bench.tasks import Task
 
 
@@ -76,4 +77,4 @@ def make_backend(
             gpus_per_task=gpus_per_task,
             plugins=plugins,
         )
-    raise ValueError(f"unknown backend {name!r}; allowed: auto, serial, local, ray")
+    raise ValueError(f"unknown backend {name!r}; allowed: {', '.join(BACKEND_NAMES)}")

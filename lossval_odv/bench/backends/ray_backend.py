@@ -10,10 +10,10 @@ which Ray retries itself up to ``max_retries`` times; a task that still fails yi
 caught inside :func:`~lossval_odv.bench.cell.compute_cell` and recorded, never retried.
 
 GPUs: tasks whose cells run on ``cuda``/``auto`` ask Ray for a *fraction* of a GPU when
-the cluster has GPUs (``gpus_per_task``; by default 0.25 for a LossVal task, 0.5 for
-other methods), so several small trainings share one device; Ray sets each task's
-``CUDA_VISIBLE_DEVICES``. Without GPUs in the cluster every task asks for none and
-``auto`` cells run on CPU.
+the cluster has GPUs (``gpus_per_task``; by default the evaluator's ``gpu_share``
+capability: 0.25 for a LossVal task, 0.5 for other methods), so several small trainings
+share one device; Ray sets each task's ``CUDA_VISIBLE_DEVICES``. Without GPUs in the
+cluster every task asks for none and ``auto`` cells run on CPU.
 """
 
 from __future__ import annotations
@@ -26,12 +26,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from lossval_odv.bench.backends import usable_cores
-from lossval_odv.bench.cell import CellResult, failed_result
+from lossval_odv.bench.cell import failed_result
+from lossval_odv.bench.records import CellResult
 from lossval_odv.bench.tasks import Task, compute_task
+from lossval_odv.evaluators.capabilities import capabilities_of
 
-# GPU share per task when ``gpus_per_task`` is not given and the cluster has GPUs
-AUTO_GPU_FRACTION = {"lossvalodv": 0.25}
-AUTO_GPU_FRACTION_OTHER = 0.5
 # environment variables the driver passes on to its Ray workers
 FORWARDED_ENV = ("TQDM_DISABLE", "LOSSVAL_ODV_PLUGINS")
 
@@ -111,7 +110,7 @@ class RayBackend:
             return 0.0
         if self.gpus_per_task is not None:
             return float(self.gpus_per_task)
-        return AUTO_GPU_FRACTION.get(task[0].evaluator, AUTO_GPU_FRACTION_OTHER)
+        return capabilities_of(task[0].evaluator).gpu_share
 
     def run(self, tasks: list[Task]) -> Iterator[list[CellResult]]:
         if not tasks:

@@ -28,29 +28,9 @@ from lossval_odv.bench.grid import expand
 from lossval_odv.bench.runner import run_benchmark
 from lossval_odv.bench.store import ResultStore
 from lossval_odv.cli import main as cli_main
+from tests.helpers import PLUGIN, grid_config
 
 REPO = Path(__file__).resolve().parents[1]
-PLUGIN = "tests.tiny_datasets"
-
-
-def grid_config(name: str = "tinygrid", **overrides) -> dict:
-    """2 tiny datasets x label noise 0.2 x 2 runs x (LossVal 1 epoch, KNN-Shapley)."""
-    config = {
-        "name": name,
-        "plugins": [PLUGIN],
-        "datasets": ["tiny_clf", "tiny_reg"],
-        "noise_types": ["label"],
-        "noise_rates": [0.2],
-        "runs": 2,
-        "seed": 7,
-        "split": {"train": 100, "valid": 20, "test": 60},
-        "methods": [
-            {"name": "lossval", "evaluator": "lossvalodv", "params": {"epochs": 1}},
-            {"name": "knn", "evaluator": "knnshapley"},
-        ],
-    }
-    config.update(overrides)
-    return config
 
 
 def kill_config(tmp: Path, **overrides) -> dict:

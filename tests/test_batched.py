@@ -11,7 +11,7 @@ from geomloss._legacy.sinkhorn_divergence import epsilon_schedule
 from lossval_odv.core import fit_lossval
 from lossval_odv.core.batched import fit_lossval_batched, init_stacked_mlp
 from lossval_odv.core.sinkhorn import epsilon_schedules, sinkhorn_divergence
-from tests.conftest import planted_noise_task
+from tests.helpers import planted_noise_task
 from tests.reference_lossval import reference_fit_lossval
 
 from opendataval.experiment.util import f1_score, oned_twonn_clustering

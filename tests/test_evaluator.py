@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lossval_odv import LossValODV, compat
-from tests.conftest import planted_noise_task
+from tests.helpers import planted_noise_task
 
 from opendataval.dataloader import DataFetcher, mix_labels
 from opendataval.dataval import DataEvaluator, KNNShapley

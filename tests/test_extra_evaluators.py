@@ -13,7 +13,7 @@ from lossval_odv.core.cleanlab_quality import cleanlab_values
 from lossval_odv.core.loss_trajectory import loss_trajectory_values
 from lossval_odv.core.tracin import checkpoint_epochs, tracin_values
 from lossval_odv.evaluators import CleanlabQuality, LossTrajectory, TracIn
-from tests.conftest import planted_noise_task
+from tests.helpers import planted_noise_task
 
 from opendataval.dataloader import DataFetcher, mix_labels
 from opendataval.dataval import DataEvaluator

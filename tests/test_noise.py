@@ -1,4 +1,4 @@
-"""Mixed noise exactly as PROTOCOL.md; label and feature noise are OpenDataVal's own."""
+"""Mixed noise exactly as the paper's protocol; label and feature noise are OpenDataVal's own."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from lossval_odv.bench.cell import compute_cell
 from lossval_odv.bench.config import parse_config
 from lossval_odv.bench.grid import batch_group, expand, shard
 from lossval_odv.bench.tasks import compute_task, plan_tasks
-from tests.test_backends import grid_config
+from tests.helpers import grid_config
 
 
 def _cells(**overrides):

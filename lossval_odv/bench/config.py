@@ -1,4 +1,4 @@
-"""The benchmark's typed configuration: schema, validation and PROTOCOL.md defaults.
+"""The benchmark's typed configuration: schema, validation and the paper's protocol defaults.
 
 A config file is YAML. Unknown keys and bad values are errors that name the key and
 the allowed values; nothing is run or written before a config validates.
@@ -27,7 +27,7 @@ class _Strict(BaseModel):
 
 
 class SplitConfig(_Strict):
-    """Sizes of the random train / validation / test split (PROTOCOL.md step 1)."""
+    """Sizes of the random train / validation / test split (the paper's protocol, step 1)."""
 
     train: int = Field(1000, ge=10)
     valid: int = Field(100, ge=2)
@@ -64,7 +64,7 @@ class MethodConfig(_Strict):
 
 
 class ExperimentsConfig(_Strict):
-    """Which experiments run after the values (PROTOCOL.md steps 4-6)."""
+    """Which experiments run after the values (the paper's protocol, steps 4-6)."""
 
     detection: bool = True
     removal: bool = True

@@ -19,6 +19,8 @@ ADAPTERS = {
     "LossValODV": "lossval_odv.evaluators.lossval",
     "TracIn": "lossval_odv.evaluators.tracin",
 }
+#: class name -> registry key (OpenDataVal's lower-cased class name)
+KEYS = {name: name.lower() for name in ADAPTERS}
 
 
 def register_evaluators() -> None:
@@ -33,4 +35,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'lossval_odv.evaluators' has no attribute {name!r}")
 
 
-__all__ = [*ADAPTERS, "register_evaluators"]
+__all__ = [*ADAPTERS, "ADAPTERS", "KEYS", "register_evaluators"]

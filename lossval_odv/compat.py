@@ -18,7 +18,7 @@ on the modern stack and fix, openly, the few places where that breaks:
    on every CPU fit; :func:`quiet_upstream` silences both inside a benchmark cell.
 5. ``ExperimentMediator.compute_data_values`` turns evaluator errors into warnings
    unless ``raises_error=True``. The benchmark never relies on it: it trains each
-   evaluator itself and records failures with their error (see ``cell.py``).
+   evaluator itself and records failures with their error (see ``bench/cell.py``).
 
 How the integration is triggered (the design of ``import lossval_odv``): importing the
 package does no work beyond calling :func:`integrate_on_import`, which puts a small finder

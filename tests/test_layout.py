@@ -119,3 +119,23 @@ def test_no_private_names_imported_across_packages():
                 if private and source_package != package and node.module != package:
                     offenders.append(f"{path.relative_to(REPO)}: {node.module}.{alias.name}")
     assert not offenders, offenders
+
+
+def test_experiments_registry_matches_the_config_switches():
+    from lossval_odv.bench.config import ExperimentsConfig
+    from lossval_odv.bench.experiments import EXPERIMENTS
+
+    assert list(EXPERIMENTS) == ["detection", "discovery", "removal"]  # the order they run in
+    assert set(EXPERIMENTS) <= set(ExperimentsConfig.model_fields)
+
+
+def test_capabilities_are_declared_by_the_evaluators():
+    from lossval_odv.evaluators import KEYS
+    from lossval_odv.evaluators.capabilities import Capabilities, capabilities_of
+
+    lossval = capabilities_of(KEYS["LossValODV"])
+    assert lossval.trains_together and lossval.gpu_share == 0.25
+    assert lossval.device_argument == "str"
+    assert capabilities_of(KEYS["TracIn"]) == Capabilities()
+    assert capabilities_of("knnshapley") == Capabilities()
+    assert capabilities_of("lavaevaluator").device_argument == "torch.device"

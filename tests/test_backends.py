@@ -108,6 +108,7 @@ def serial_run(tmp_path_factory) -> dict[str, dict]:
     return rows(summary.store)
 
 
+@pytest.mark.slow
 def test_local_pool_equals_serial(serial_run, tmp_path):
     summary = run_benchmark(
         parse_config(grid_config()), output_dir=tmp_path, backend="local", n_jobs=2,
@@ -117,6 +118,7 @@ def test_local_pool_equals_serial(serial_run, tmp_path):
     assert_same_results(serial_run, rows(summary.store))
 
 
+@pytest.mark.slow
 def test_ray_equals_serial(serial_run, ray_cluster, tmp_path):
     summary = run_benchmark(
         parse_config(grid_config()), output_dir=tmp_path, backend="ray", progress=False
@@ -136,6 +138,7 @@ def check_killed_workers(store: Path, tmp: Path) -> None:
     assert "WorkerDied" in by_method["always"]["error"] or "Crash" in by_method["always"]["error"]
 
 
+@pytest.mark.slow
 def test_local_pool_retries_a_killed_worker(tmp_path):
     summary = run_benchmark(
         parse_config(kill_config(tmp_path)), output_dir=tmp_path / "out", backend="local",
@@ -171,6 +174,7 @@ def test_local_pool_survives_a_pool_broken_between_two_submits():
     assert BreaksOnSecondSubmit.submits == len(cells) + 1
 
 
+@pytest.mark.slow
 def test_ray_retries_a_killed_worker(ray_cluster, tmp_path):
     summary = run_benchmark(
         parse_config(kill_config(tmp_path)), output_dir=tmp_path / "out", backend="ray",
@@ -208,6 +212,7 @@ def _count(store: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path):
     """SIGKILL the whole CLI job (driver and pool) once some cells are stored; the
     rerun keeps every stored row and computes only the rest.

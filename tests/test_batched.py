@@ -145,6 +145,7 @@ def _stacked_tasks(task, seeds, n=200):
 # Adam turns the sign of any tiny gradient into a full lr step.
 @pytest.mark.parametrize("task", ["classification", "regression"])
 @pytest.mark.parametrize("n", [200, 250])  # 250: a last batch of 26, odd vector tails
+@pytest.mark.slow
 def test_batched_runs_equal_single_runs_and_the_geomloss_reference(task, n):
     x, y, x_val, _ = _stacked_tasks(task, [0, 1, 2], n=n)
     seeds = [5, 6, 7]
@@ -180,6 +181,7 @@ def test_batched_is_deterministic_and_order_independent():
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.slow
 def test_batched_detection_f1_equals_single_runs(task):
     x, y, x_val, noisy = _stacked_tasks(task, [1, 2], n=1000)
     results = fit_lossval_batched(x, y, x_val, task=task, seeds=[1, 2], epochs=5, device="cpu")

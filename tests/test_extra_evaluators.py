@@ -176,6 +176,7 @@ def test_seeded_runs_are_identical_and_seeds_matter(make):
         ("cleanlab", "regression", 0.45),  # min measured 0.58
     ],
 )
+@pytest.mark.slow
 def test_detects_planted_label_noise_above_chance(name, task, threshold):
     x, y, x_val, y_val, noisy = _split_task(1, task)
     if name == "losstrajectory":

@@ -284,6 +284,7 @@ def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:
         build_report(_config(), store_path=path, output_dir=tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_rerun_overwrites_cleanly(tmp_path: Path) -> None:
     store = fill_store(tmp_path / "store.sqlite", failed=False)
     out = tmp_path / "out"

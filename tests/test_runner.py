@@ -55,6 +55,7 @@ def _env(data_dir: Path) -> dict:
     return {**os.environ, "LOSSVAL_ODV_DATA": str(data_dir), "PYTHONPATH": str(REPO)}
 
 
+@pytest.mark.slow
 def test_tiny_config_end_to_end(tmp_path, shared_datasets):
     config = _write(tmp_path, {**TINY, "output_dir": str(tmp_path / "out")})
     done = _cli("run", str(config), "--quiet", env=_env(shared_datasets))
@@ -85,6 +86,7 @@ def _children(pid: int) -> list[int]:
     return children
 
 
+@pytest.mark.slow
 def test_sigkill_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, shared_datasets):
     config = {
         **TINY,
@@ -152,6 +154,7 @@ def test_malformed_configs_name_the_key(change, message):
     assert message in str(error.value)
 
 
+@pytest.mark.slow
 def test_cli_refuses_bad_config_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     bad_yaml = tmp_path / "broken.yaml"

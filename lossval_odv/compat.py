@@ -3,6 +3,10 @@
 OpenDataVal 1.3.0 was released against torch 2.1, numpy<1.26 and pandas<2. We run it
 on the modern stack and fix, openly, the few places where that breaks:
 
+0. Its pins cannot be met next to ours, so it is not a dependency of our package: it is
+   installed on its own with ``--no-deps`` (README, "Install"). :func:`install` checks
+   first that OpenDataVal 1.3.0 is there and otherwise raises
+   :class:`OpenDataValNotInstalled`, whose message gives the commands that install it.
 1. ``opendataval`` imports ``torchvision`` and ``transformers`` eagerly, for its image
    and BERT modules, which the tabular benchmark never uses. When those packages are
    not installed, :func:`install` registers stand-in modules: importing succeeds, and
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import importlib.metadata
 import importlib.util
 import sys
 import types
@@ -69,6 +74,46 @@ _STANDINS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 STANDIN_MARKER = "__lossval_odv_standin__"
+
+#: The one OpenDataVal release this layer knows.
+OPENDATAVAL_VERSION = "1.3.0"
+
+
+class OpenDataValNotInstalled(ImportError):
+    """OpenDataVal 1.3.0 is not installed; the message says how to install it."""
+
+
+def opendataval_install_message(found: str | None) -> str:
+    """The error for an environment whose OpenDataVal is ``found`` (``None``: none)."""
+    return (
+        f"lossval-odv needs OpenDataVal {OPENDATAVAL_VERSION} (found: {found or 'none'}), "
+        "installed on its own because its pins (torch~=2.1, numpy<1.26, pandas<2) cannot "
+        "be met next to lossval-odv's dependencies:\n"
+        f"    pip install --no-deps opendataval=={OPENDATAVAL_VERSION}\n"
+        "or, with uv:\n"
+        f"    uv pip install --no-deps opendataval=={OPENDATAVAL_VERSION}"
+    )
+
+
+def installed_opendataval() -> str | None:
+    """The version of the importable OpenDataVal, from its metadata (``None``: none)."""
+    if importlib.util.find_spec("opendataval") is None:
+        return None
+    try:
+        return importlib.metadata.version("opendataval")
+    except importlib.metadata.PackageNotFoundError:
+        return "a copy without package metadata"
+
+
+def require_opendataval() -> None:
+    """Raise :class:`OpenDataValNotInstalled` unless OpenDataVal 1.3.0 is installed.
+
+    Reads the installed distribution's metadata only, so it runs before any OpenDataVal
+    code does.
+    """
+    found = installed_opendataval()
+    if found != OPENDATAVAL_VERSION:
+        raise OpenDataValNotInstalled(opendataval_install_message(found))
 
 
 class MissingOptionalDependency(ImportError):
@@ -157,12 +202,18 @@ def _alias_geomloss_utils() -> None:
 def install() -> dict[str, str]:
     """Make ``import opendataval`` work on the modern stack; idempotent.
 
+    Raises
+    ------
+    OpenDataValNotInstalled
+        OpenDataVal 1.3.0 is not installed (see :func:`require_opendataval`).
+
     Returns
     -------
     dict[str, str]
         What was done for each quirk: ``"real"`` (nothing needed), ``"stand-in"``
         (a stand-in module was registered) or ``"aliased"``.
     """
+    require_opendataval()
     report = {}
     for package in _STANDINS:
         module = sys.modules.get(package)
@@ -175,8 +226,9 @@ def install() -> dict[str, str]:
             report[package] = "stand-in"
     import geomloss
 
-    report["geomloss.utils"] = "real" if hasattr(geomloss, "utils") else "aliased"
     _alias_geomloss_utils()
+    legacy = sys.modules.get("geomloss._legacy.utils")
+    report["geomloss.utils"] = "aliased" if geomloss.utils is legacy else "real"
     return report
 
 

@@ -4,11 +4,13 @@
 #   bash scripts/setup.sh          runtime install
 #   bash scripts/setup.sh --dev    plus the test and lint tools
 #
-# opendataval 1.3.0 pins torch~=2.1, numpy<1.26, pandas<2 and pulls torchvision,
-# transformers and pykeops. pip has no override mechanism, so we install it with
-# --no-deps and install the dependencies declared in our pyproject.toml instead
-# (lossval_odv/compat.py handles the imports it then lacks). uv users get the same
-# through [tool.uv] override-dependencies in pyproject.toml.
+# The README's "Install" with pip, in order: torch, then the package (editable) with the
+# dependencies pyproject.toml declares, then opendataval 1.3.0 with --no-deps. opendataval
+# is not a declared dependency: its pins (torch~=2.1, numpy<1.26, pandas<2) cannot be met
+# next to ours, and its torchvision, transformers and pykeops are never used
+# (lossval_odv/compat.py handles the imports it then lacks). It comes last because after
+# each install pip reports the unmet requirements of packages depending on what it
+# changed; installed with --no-deps after everything else, opendataval's never show.
 #
 # torch: an installed torch is kept; otherwise a torch wheel found in pip's own
 # find-links (PIP_FIND_LINKS, e.g. a local CPU build) is preferred over the PyPI
@@ -29,16 +31,8 @@ pip() { "$py" -m pip install --disable-pip-version-check -q "$@"; }
 if [[ -n "${LOSSVAL_ODV_TORCH:-}" ]]; then
   pip "$LOSSVAL_ODV_TORCH"
 elif ! "$py" -c "import torch" 2>/dev/null; then
-  tag="cp$("$py" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')"
-  local_wheel=""
-  for dir in ${PIP_FIND_LINKS:-}; do
-    dir="${dir#file://}"
-    [[ -d "$dir" ]] || continue
-    local_wheel=$(ls "$dir"/torch-*-"$tag"-*.whl 2>/dev/null | sort -V | tail -n 1 || true)
-    [[ -n "$local_wheel" ]] && break
-  done
-  if [[ -n "$local_wheel" ]]; then
-    version=$(basename "$local_wheel" | cut -d- -f2)
+  if wheel=$(bash scripts/torch_wheel.sh "$py"); then
+    version=$(basename "$wheel" | cut -d- -f2)
     echo "setup: torch==$version from pip's find-links"
     pip "torch==$version"
   else
@@ -46,16 +40,6 @@ elif ! "$py" -c "import torch" 2>/dev/null; then
   fi
 fi
 
+pip -e ".${extras:+[$extras]}"
 pip --no-deps "opendataval==1.3.0"
-mapfile -t deps < <("$py" - "$extras" <<'PY'
-import sys, tomllib
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-deps = [d for d in project["dependencies"] if not d.startswith("opendataval")]
-for extra in filter(None, sys.argv[1].split(",")):
-    deps += project["optional-dependencies"][extra]
-print("\n".join(deps))
-PY
-)
-pip "${deps[@]}"
-pip --no-deps -e .
-"$py" -c "import lossval_odv, torch; print(f'setup: lossval-odv {lossval_odv.__version__} with torch {torch.__version__} ready in $venv')"
+"$py" -c "import lossval_odv, opendataval, torch; print(f'setup: lossval-odv {lossval_odv.__version__} with torch {torch.__version__} ready in $venv')"

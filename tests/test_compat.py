@@ -2,18 +2,66 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lossval_odv import compat
 
+# The layer installs itself at the first `import opendataval`; the skip conditions below
+# read its stand-ins at collection time, so install it now.
+compat.install()
+
 
 def test_install_is_idempotent_and_reports_what_it_did():
     first = compat.install()
     assert compat.install() == first
     assert set(first) == {"torchvision", "transformers", "geomloss.utils"}
+
+
+INSTALL_COMMANDS = (
+    "pip install --no-deps opendataval==1.3.0",
+    "uv pip install --no-deps opendataval==1.3.0",
+)
+
+
+def test_missing_opendataval_stops_with_the_install_commands(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):
+        return None if name == "opendataval" else real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(compat.importlib.util, "find_spec", find_spec)
+    with pytest.raises(compat.OpenDataValNotInstalled, match=r"found: none") as error:
+        compat.install()
+    assert all(command in str(error.value) for command in INSTALL_COMMANDS)
+
+
+def test_another_opendataval_release_stops_the_import_with_the_install_commands(tmp_path: Path):
+    # An OpenDataVal 1.2.0 ahead of the real one on the path, as pip would install it.
+    (tmp_path / "opendataval").mkdir()
+    (tmp_path / "opendataval" / "__init__.py").write_text("raise RuntimeError('loaded')\n")
+    dist_info = tmp_path / "opendataval-1.2.0.dist-info"
+    dist_info.mkdir()
+    metadata = "Metadata-Version: 2.1\nName: opendataval\nVersion: 1.2.0\n"
+    (dist_info / "METADATA").write_text(metadata)
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", "import lossval_odv, opendataval"],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "OpenDataValNotInstalled" in result.stderr and "found: 1.2.0" in result.stderr
+    assert "RuntimeError: loaded" not in result.stderr  # stopped before OpenDataVal's code
+    assert all(command in result.stderr for command in INSTALL_COMMANDS)
 
 
 def _standin(package: str) -> bool:

@@ -132,6 +132,18 @@ def test_max_epochs_stops_as_opendataval_without_truncation():
     assert result.n_fits == 3 * 20 * (n - 2 + 1)
 
 
+def test_long_permutations_match_opendataval():
+    """n above numpy's pairwise-summation block (128), truncation late: a capped additive game
+    saturates after about 180 points."""
+    weights = np.random.RandomState(0).uniform(0.5, 1.5, size=300)
+
+    def capped(coalition) -> float:
+        return float(min(np.sum(weights[np.sort(np.asarray(coalition, dtype=int))]), 180.0))
+
+    result = assert_same_run(300, capped, max_mc_epochs=1, models_per_epoch=3, random_state=0)
+    assert result.n_truncated == 3 and result.n_fits > 3 * 150
+
+
 def test_a_shared_random_state_is_consumed_alike():
     utility = nearest_centroid_accuracy(20)
     theirs, ours = np.random.RandomState(8), np.random.RandomState(8)

@@ -1,12 +1,31 @@
 """Data evaluators that lossval-odv adds to OpenDataVal's registry.
 
 Registry keys (``DataEvaluator.Evaluators``, lower-cased class names): ``"lossvalodv"``,
-``"tracin"``, ``"losstrajectory"``, ``"cleanlabquality"``.
+``"tracin"``, ``"losstrajectory"``, ``"cleanlabquality"``, and the fast (batched) retraining
+baselines ``"fastdataoob"``, ``"fastdatabanzhaf"``, ``"fastame"``, ``"fastinfluencesubsample"``,
+``"fastleaveoneout"`` (:mod:`lossval_odv.evaluators.fast_baselines`).
 """
 
 from lossval_odv.evaluators.cleanlab_eval import CleanlabQuality
+from lossval_odv.evaluators.fast_baselines import (
+    FastAME,
+    FastDataBanzhaf,
+    FastDataOob,
+    FastInfluenceSubsample,
+    FastLeaveOneOut,
+)
 from lossval_odv.evaluators.loss_trajectory import LossTrajectory
 from lossval_odv.evaluators.lossval import LossValODV
 from lossval_odv.evaluators.tracin import TracIn
 
-__all__ = ["CleanlabQuality", "LossTrajectory", "LossValODV", "TracIn"]
+__all__ = [
+    "CleanlabQuality",
+    "FastAME",
+    "FastDataBanzhaf",
+    "FastDataOob",
+    "FastInfluenceSubsample",
+    "FastLeaveOneOut",
+    "LossTrajectory",
+    "LossValODV",
+    "TracIn",
+]

@@ -19,19 +19,17 @@ on convergence) and ``sampling`` the sampler's full record
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
-from lossval_odv.core.runtime import to_seed
 from lossval_odv.core.semivalues import (
     GrTMCResult,
     beta_shapley_values,
     data_shapley_values,
     gr_tmc_marginal_contributions,
 )
+from lossval_odv.evaluators.fast_baselines import _ENGINE_DOC, FastRetraining
 
 from opendataval.dataval.margcontrib import BetaShapley, DataShapley
 from opendataval.dataval.margcontrib.sampler import GrTMCSampler
@@ -45,45 +43,16 @@ SAMPLER_SETTINGS = (
 )
 
 
-class _SequentialUtility:
-    """LOCAL ADAPTER until the batched fitting engine is merged: OpenDataVal's own utility
-    (clone the prediction model, fit it on the coalition, metric on the validation set),
-    one coalition after the other."""
-
-    def __init__(self, evaluator: Any, train_args: tuple, train_kwargs: dict) -> None:
-        self.evaluator = evaluator
-        self.train_args = train_args
-        self.train_kwargs = train_kwargs
-        self.n_fits = 0
-
-    def __call__(self, subsets: Sequence[np.ndarray]) -> np.ndarray:
-        ev = self.evaluator
-        values = []
-        for subset in subsets:
-            model = ev.pred_model.clone()
-            indices = [int(i) for i in subset]
-            model.fit(
-                torch.utils.data.Subset(ev.x_train, indices=indices),
-                torch.utils.data.Subset(ev.y_train, indices=indices),
-                *self.train_args,
-                **self.train_kwargs,
-            )
-            values.append(ev.evaluate(ev.y_valid, model.predict(ev.x_valid)))
-            self.n_fits += 1
-        return np.array(values, dtype=np.float64)
-
-
-class _FastShapley:
+class _FastShapley(FastRetraining):
     """What the two evaluators share (not a DataEvaluator itself, so that OpenDataVal,
     which registers every subclass under its lower-cased name, does not list it)."""
-
-    counterpart: str
 
     def _init_sampling(
         self,
         sampler: GrTMCSampler | None,
         settings: dict[str, Any],
-        device: str | torch.device,
+        device: str,
+        max_models: int,
         progress: bool,
     ) -> dict[str, Any]:
         """Check the sampler and its settings, keep the engine's; return the settings given
@@ -97,7 +66,7 @@ class _FastShapley:
         given = {k: v for k, v in settings.items() if v is not None}
         if sampler is not None and given:
             raise ValueError(f"{name} got both a sampler and the sampler settings {given}")
-        self.device = device
+        self._engine_settings(device, max_models)
         self.progress = progress
         return given
 
@@ -114,12 +83,8 @@ class _FastShapley:
             **{k: getattr(self.sampler, k) for k in SAMPLER_SETTINGS},
         )
         self.marg_contrib = self.sampling.marginal_contribution
-        self.n_fits_ = self.sampling.n_fits
+        self.n_fits_ = utility.n_fits  # the engine's own count (tests: = sampling.n_fits)
         return self
-
-    def _utility(self, args: tuple, kwargs: dict) -> _SequentialUtility:
-        to_seed(self.random_state)  # the draw the batched engine's seed will take
-        return _SequentialUtility(self, args, kwargs)
 
 
 _SAMPLER_DOC = """
@@ -141,16 +106,16 @@ _SAMPLER_DOC = """
         Coalition size every permutation starts from, by default 5
     random_state : int or RandomState, optional
         Draws the seed of the fits, then the permutations, by default None
-    device : {"auto", "cpu", "cuda", "cuda:N"}, optional
-        Where the fits run; "auto": CUDA when available, by default "auto"
     progress : bool, optional
         A progress bar over epochs, by default False
 """
 
 
 class FastDataShapley(_FastShapley, DataShapley):
-    __doc__ = "OpenDataVal's DataShapley (GR-TMC sampler), permutations side by side.\n" + (
-        _SAMPLER_DOC
+    __doc__ = (
+        "OpenDataVal's DataShapley (GR-TMC sampler), permutations side by side.\n"
+        + _SAMPLER_DOC
+        + _ENGINE_DOC
     )
     counterpart = "DataShapley"
 
@@ -164,7 +129,8 @@ class FastDataShapley(_FastShapley, DataShapley):
         min_models: int | None = None,
         min_cardinality: int | None = None,
         random_state: int | np.random.RandomState | None = None,
-        device: str | torch.device = "auto",
+        device: str = "auto",
+        max_models: int = 256,
         progress: bool = False,
     ):
         settings = {
@@ -174,7 +140,7 @@ class FastDataShapley(_FastShapley, DataShapley):
             "min_models": min_models,
             "min_cardinality": min_cardinality,
         }
-        given = self._init_sampling(sampler, settings, device, progress)
+        given = self._init_sampling(sampler, settings, device, max_models, progress)
         super().__init__(sampler=sampler, random_state=random_state, **given)
 
     def evaluate_data_values(self) -> np.ndarray:
@@ -185,6 +151,7 @@ class FastBetaShapley(_FastShapley, BetaShapley):
     __doc__ = (
         "OpenDataVal's BetaShapley (GR-TMC sampler), permutations side by side.\n"
         + _SAMPLER_DOC
+        + _ENGINE_DOC
         + """    alpha, beta : float, optional
         Parameters of the Beta cardinality weights, by default 4 and 1 (upstream's);
         computed in log space, so they stay finite above 1070 points (upstream's turn NaN)
@@ -204,7 +171,8 @@ class FastBetaShapley(_FastShapley, BetaShapley):
         min_models: int | None = None,
         min_cardinality: int | None = None,
         random_state: int | np.random.RandomState | None = None,
-        device: str | torch.device = "auto",
+        device: str = "auto",
+        max_models: int = 256,
         progress: bool = False,
     ):
         settings = {
@@ -214,7 +182,7 @@ class FastBetaShapley(_FastShapley, BetaShapley):
             "min_models": min_models,
             "min_cardinality": min_cardinality,
         }
-        given = self._init_sampling(sampler, settings, device, progress)
+        given = self._init_sampling(sampler, settings, device, max_models, progress)
         super().__init__(
             sampler=sampler, alpha=alpha, beta=beta, random_state=random_state, **given
         )

@@ -128,9 +128,6 @@ def test_agrees_with_opendataval_on_real_fits_and_detects_planted_noise(task):
             rhos.append(spearmanr(ours, theirs)[0])
             aurocs.append(roc_auc_score(truth, -ours))
             aurocs_upstream.append(roc_auc_score(truth, -theirs))
-    print(
-        task, "rho", np.round(rhos, 2), "auroc", np.round(aurocs, 2), np.round(aurocs_upstream, 2)
-    )
     assert min(rhos) > 0.2 and np.mean(rhos) > 0.4, rhos
     assert min(aurocs) > 0.6 and np.mean(aurocs) > 0.7, aurocs
     assert np.mean(aurocs_upstream) > 0.7, aurocs_upstream  # the task is fair to both

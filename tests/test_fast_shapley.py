@@ -131,3 +131,16 @@ def test_agrees_with_opendataval_on_real_fits_and_detects_planted_noise(task):
     assert min(rhos) > 0.2 and np.mean(rhos) > 0.4, rhos
     assert min(aurocs) > 0.6 and np.mean(aurocs) > 0.7, aurocs
     assert np.mean(aurocs_upstream) > 0.7, aurocs_upstream  # the task is fair to both
+
+
+def test_draws_opendataval_permutations_from_the_same_seed():
+    """The fits take their seed from a copy of the sampler's state, so the same seed visits
+    the same (point, position) pairs: permutations of 3 steps never truncate, and the counts
+    record where every point stood."""
+    fetcher, _ = planted_noise_fetcher(0, n=20)
+    budget = dict(max_mc_epochs=1, models_per_epoch=4, min_cardinality=17, random_state=0)
+    train = (fetcher, LogisticRegression(4, 2), accuracy)
+    ours = FastDataShapley(**budget).train(*train, **CLASSIFICATION_TRAIN)
+    with contextlib.redirect_stdout(io.StringIO()):
+        theirs = DataShapley(cache_name=None, **budget).train(*train, **CLASSIFICATION_TRAIN)
+    np.testing.assert_array_equal(ours.sampling.marginal_count, theirs.sampler.marginal_count)

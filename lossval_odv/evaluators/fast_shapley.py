@@ -8,9 +8,9 @@ arguments and defaults, or the one given as ``sampler``), the truncation rule, t
 Gelman-Rubin stopping and the value formulas are OpenDataVal's. What differs is how the
 coalitions' models are fitted: the permutations of an epoch that are still running add
 their next point together, and the models of one cardinality step are fitted in one call
-of the batched utility. The seed of the fits' shuffles is drawn from the sampler's random
-state before the permutations (OpenDataVal draws shuffles from torch's global generator),
-so a seed draws other permutations than OpenDataVal's sampler does, from the same law.
+of the batched utility. The permutations are the ones OpenDataVal's sampler draws from the
+same random state; the seed of the fits' shuffles is drawn from a copy of that state
+(OpenDataVal draws shuffles from torch's global generator).
 
 After training, ``n_fits_`` is the number of models fitted (it depends on truncation and
 on convergence) and ``sampling`` the sampler's full record
@@ -73,7 +73,10 @@ class _FastShapley(FastRetraining):
     def train_data_values(self, *args, **kwargs):
         """Sample the marginal contributions with the sampler's settings, fitting the
         prediction model with ``args`` / ``kwargs`` (OpenDataVal's ``fit`` arguments)."""
-        self.random_state = self.sampler.random_state  # the fits' seed comes first from it
+        # the fits' seed comes from a copy of the sampler's random state, so that the
+        # permutations are the ones OpenDataVal's sampler draws from the same state
+        self.random_state = np.random.RandomState()
+        self.random_state.set_state(self.sampler.random_state.get_state())
         utility = self._utility(args, kwargs)
         self.sampling: GrTMCResult = gr_tmc_marginal_contributions(
             utility,
@@ -105,7 +108,8 @@ _SAMPLER_DOC = """
     min_cardinality : int, optional
         Coalition size every permutation starts from, by default 5
     random_state : int or RandomState, optional
-        Draws the seed of the fits, then the permutations, by default None
+        Draws the permutations (OpenDataVal's, for the same state) and the fits' seed,
+        by default None
     progress : bool, optional
         A progress bar over epochs, by default False
 """

@@ -1,15 +1,17 @@
 """Data Shapley's cost per cell: OpenDataVal's DataShapley against FastDataShapley (issue 13).
 
 One epoch of the GR-TMC sampler on each dataset's benchmark cell (1000 train / 100 valid,
-20% label noise, PROTOCOL.md's prediction model and training), OpenDataVal's with
-``--odv-permutations`` permutations (one fit after the other) and the fast one with
-``--fast-permutations`` (side by side). Prints one markdown table: permutations, model fits
+20% label noise, PROTOCOL.md's prediction model and training), OpenDataVal's (one fit
+after the other) and the fast one (side by side), with ``--permutations`` permutations and
+the same seed, hence the same permutations (truncation may still end them at different
+steps: the fits differ in their shuffles). ``--fast-permutations`` gives the fast one a
+larger epoch (better batching). Prints one markdown table: permutations, model fits
 actually made (truncation ends permutations early), seconds, fits per second, and seconds
 per permutation. The default budget needs at least ``min_models`` = 1000 permutations before
 its first convergence check, so 1000 x (seconds per permutation) bounds a cell's cost below.
 
     LOSSVAL_ODV_DATA=../shared/datasets python benchmarks/bench_shapley.py
-    python benchmarks/bench_shapley.py --datasets pol --odv-permutations 1 --device cuda
+    python benchmarks/bench_shapley.py --datasets pol --fast-permutations 100 --device cuda
 """
 
 from __future__ import annotations
@@ -90,8 +92,8 @@ def bench(dataset: str, *, odv_permutations: int, fast_permutations: int, device
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["pol", "kin8nm"])
-    parser.add_argument("--odv-permutations", type=int, default=2)
-    parser.add_argument("--fast-permutations", type=int, default=100)
+    parser.add_argument("--permutations", type=int, default=2)
+    parser.add_argument("--fast-permutations", type=int, default=None, help="default: same")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args()
@@ -103,8 +105,8 @@ def main() -> None:
         for dataset in args.datasets:
             rows = bench(
                 dataset,
-                odv_permutations=args.odv_permutations,
-                fast_permutations=args.fast_permutations,
+                odv_permutations=args.permutations,
+                fast_permutations=args.fast_permutations or args.permutations,
                 device=args.device,
             )
             for name, impl, where, perms, fits, seconds in rows:

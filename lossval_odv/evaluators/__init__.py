@@ -2,7 +2,10 @@
 functional cores in :mod:`lossval_odv.core`.
 
 Registry keys (``DataEvaluator.Evaluators``, lower-cased class names): ``"lossvalodv"``,
-``"tracin"``, ``"losstrajectory"``, ``"cleanlabquality"``. Importing this package loads
+``"tracin"``, ``"losstrajectory"``, ``"cleanlabquality"``, and the fast (batched) retraining
+baselines ``"fastdataoob"``, ``"fastdatabanzhaf"``, ``"fastame"``, ``"fastinfluencesubsample"``,
+``"fastleaveoneout"`` (:mod:`lossval_odv.evaluators.fast_baselines`), ``"fastdatashapley"``,
+``"fastbetashapley"`` (:mod:`lossval_odv.evaluators.fast_shapley`). Importing this package loads
 nothing; :func:`register_evaluators` (run at the first ``import opendataval``, see
 :mod:`lossval_odv.compat`) imports the adapters, whose classes register themselves.
 """
@@ -15,6 +18,13 @@ from typing import Any
 # class name -> module; OpenDataVal registers a DataEvaluator subclass when it is defined
 ADAPTERS = {
     "CleanlabQuality": "lossval_odv.evaluators.cleanlab_eval",
+    "FastAME": "lossval_odv.evaluators.fast_baselines",
+    "FastBetaShapley": "lossval_odv.evaluators.fast_shapley",
+    "FastDataBanzhaf": "lossval_odv.evaluators.fast_baselines",
+    "FastDataOob": "lossval_odv.evaluators.fast_baselines",
+    "FastDataShapley": "lossval_odv.evaluators.fast_shapley",
+    "FastInfluenceSubsample": "lossval_odv.evaluators.fast_baselines",
+    "FastLeaveOneOut": "lossval_odv.evaluators.fast_baselines",
     "LossTrajectory": "lossval_odv.evaluators.loss_trajectory",
     "LossValODV": "lossval_odv.evaluators.lossval",
     "TracIn": "lossval_odv.evaluators.tracin",

@@ -408,11 +408,16 @@ def fit_models(
         order_w = None if weights_t is None else weights_t.gather(1, perm)
         for t in range(steps_per_epoch):
             start = t * batch_size
-            active = int((sizes_t > start).sum())
+            active = int((sizes_sorted > start).sum())  # on the host: no device sync
             rows = torch.arange(start, min(start + batch_size, n_max), device=device)
             valid = rows.unsqueeze(0) < sizes_t[:active].unsqueeze(1)
             idx = order[:active, start : start + batch_size]
-            out = stacked_forward(spec, [(w[:active], b[:active]) for w, b in layers], x[idx])
+            # all fits training: the stacks themselves (a slice's backward would allocate
+            # and fill full-size gradients)
+            training = (
+                layers if active == n_models else [(w[:active], b[:active]) for w, b in layers]
+            )
+            out = stacked_forward(spec, training, x[idx])
             w_batch = None if order_w is None else order_w[:active, start : start + batch_size]
             loss = batch_losses(spec, out, y[idx], valid, w_batch).sum()
             grads = torch.autograd.grad(loss, params)

@@ -44,10 +44,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:'pin_memory' argument:UserWarnin
 N, N_VAL, D = 30, 40, 4
 # (OpenDataVal evaluator, fast evaluator, constructor arguments)
 PAIRS = {
-    "DataOob": (DataOob, FastDataOob, {"num_models": 60}),
-    "DataBanzhaf": (DataBanzhaf, FastDataBanzhaf, {"num_models": 60}),
-    "InfluenceSubsample": (InfluenceSubsample, FastInfluenceSubsample, {"num_models": 60}),
-    "AME": (AME, FastAME, {"num_models": 25}),
+    "DataOob": (DataOob, FastDataOob, {"num_models": 40}),
+    "DataBanzhaf": (DataBanzhaf, FastDataBanzhaf, {"num_models": 40}),
+    "InfluenceSubsample": (InfluenceSubsample, FastInfluenceSubsample, {"num_models": 40}),
+    "AME": (AME, FastAME, {"num_models": 10}),
     "LeaveOneOut": (LeaveOneOut, FastLeaveOneOut, {}),
 }
 
@@ -116,7 +116,7 @@ def _detection_auroc(values: np.ndarray, noisy: np.ndarray) -> float:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["classification", "regression"])
 def test_minibatch_values_agree_with_opendatavals_within_its_own_noise(kind):
-    train = {"epochs": 10, "batch_size": 8, "lr": 0.01}
+    train = {"epochs": 5, "batch_size": 8, "lr": 0.03}
     model = _model(kind)
     agreement: dict[str, list[tuple[float, float, float, float]]] = {n: [] for n in PAIRS}
     for seed in (0, 1):
@@ -143,7 +143,7 @@ def test_minibatch_values_agree_with_opendatavals_within_its_own_noise(kind):
         assert gap_fast <= gap_odv + 0.1, (name, rows)
     # the sampling estimators detect the planted noise well above chance
     fetcher, noisy = _task(kind, 0)
-    oob = _values(FastDataOob, {"num_models": 60}, fetcher, model, kind, train, 0)
+    oob = _values(FastDataOob, {"num_models": 40}, fetcher, model, kind, train, 0)
     assert _detection_auroc(oob, noisy) > 0.7
 
 
@@ -156,7 +156,7 @@ def _assert_model_learns(model, fetcher, kind, train) -> None:
     score = _metric(kind)(y_valid, fitted.predict(x_valid))
     if kind == "classification":
         prior = y_valid.mean(0).max().item()
-        assert score > prior + 0.15, (score, prior)
+        assert score > prior + 0.1, (score, prior)
     else:
         constant = -((y_valid - y_train.mean()) ** 2).mean().item()
         assert score > constant + 0.2, (score, constant)

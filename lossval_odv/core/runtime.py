@@ -63,3 +63,14 @@ def intra_op_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def has_fused_adam(device: torch.device) -> bool:
+    """Whether ``torch.optim.Adam(fused=True)`` works here (CPU from torch 2.4)."""
+    if not hasattr(torch, "_fused_adam_"):
+        return False
+    try:
+        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+    except (RuntimeError, ValueError):
+        return False
+    return True

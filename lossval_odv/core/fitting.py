@@ -411,7 +411,7 @@ def fit_models(
     # fits by size, largest first: those still training at a step are a prefix
     by_size = np.argsort(-sizes, kind="stable")
     sizes_sorted = sizes[by_size]
-    n_max = int(sizes_sorted[0]) if n_models else 0
+    n_max = int(sizes_sorted[0])
     padded = np.zeros((n_models, max(n_max, 1)), dtype=np.int64)
     weight_pad = np.zeros((n_models, max(n_max, 1)))
     for row, k in enumerate(by_size):
@@ -447,7 +447,9 @@ def fit_models(
                 perm_np[row, : sizes[k]] = np.asarray(orders[k])[epoch]
             perm = torch.from_numpy(perm_np).to(device)
         else:
-            keys = torch.rand(padded.shape, generator=generator, device=device)
+            # a uniform shuffle of each fit's own positions (padding sorts last); float64
+            # keys, so that ties (which argsort would break by position) practically never occur
+            keys = torch.rand(padded.shape, generator=generator, device=device, dtype=torch.float64)
             perm = keys.masked_fill_(~in_subset, 2.0).argsort(dim=1)
         order = members.gather(1, perm)
         order_w = None if weights_t is None else weights_t.gather(1, perm)

@@ -5,9 +5,10 @@ fits' shuffles come from. Two checks per evaluator and task:
 
 - full-batch training (``batch_size`` > n): a fit no longer depends on its shuffles, so
   both implementations must give the same values up to float rounding;
-- mini-batch training with a model that learns: the fast values must be as close to
-  OpenDataVal's as a second OpenDataVal run (another torch seed) is, in rank correlation and
-  detection AUROC, averaged over seeds (agreement within Monte-Carlo noise).
+- mini-batch training with a model that learns: the fast values of the sampling estimators
+  must be as close to OpenDataVal's as a second OpenDataVal run (another torch seed) is, in
+  rank correlation and detection AUROC, averaged over seeds (agreement within Monte-Carlo
+  noise). LOO is left out there: its values at this size are SGD noise for both.
 """
 
 from __future__ import annotations  # noqa: I001  (lossval_odv before opendataval)
@@ -50,6 +51,12 @@ PAIRS = {
     "AME": (AME, FastAME, {"num_models": 10}),
     "LeaveOneOut": (LeaveOneOut, FastLeaveOneOut, {}),
 }
+
+
+# The mini-batch comparison leaves LOO out: at this size its values are SGD noise (measured:
+# two OpenDataVal runs with different torch seeds agree at Spearman 0.13-0.47, mean 0.25, and
+# so do two fast runs); the full-batch test compares its values exactly.
+SAMPLING = ["DataOob", "DataBanzhaf", "InfluenceSubsample", "AME"]
 
 
 def _task(kind: str, seed: int) -> tuple[DataFetcher, np.ndarray]:
@@ -118,11 +125,12 @@ def _detection_auroc(values: np.ndarray, noisy: np.ndarray) -> float:
 def test_minibatch_values_agree_with_opendatavals_within_its_own_noise(kind):
     train = {"epochs": 5, "batch_size": 8, "lr": 0.03}
     model = _model(kind)
-    agreement: dict[str, list[tuple[float, float, float, float]]] = {n: [] for n in PAIRS}
+    agreement: dict[str, list[tuple[float, float, float, float]]] = {n: [] for n in SAMPLING}
     for seed in (0, 1):
         fetcher, noisy = _task(kind, seed)
         _assert_model_learns(model, fetcher, kind, train)
-        for name, (odv_cls, fast_cls, arguments) in PAIRS.items():
+        for name in SAMPLING:
+            odv_cls, fast_cls, arguments = PAIRS[name]
             torch.manual_seed(100 + seed)
             odv = _values(odv_cls, arguments, fetcher, model, kind, train, seed)
             torch.manual_seed(200 + seed)

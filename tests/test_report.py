@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lossval_odv.cell import CellResult
-from lossval_odv.config import BenchmarkConfig, parse_config
-from lossval_odv.export import Summary
-from lossval_odv.grid import Cell
-from lossval_odv.plots import cut_outliers
-from lossval_odv.report import build_report
-from lossval_odv.store import ResultStore
-from lossval_odv.wins import overall_wins, section_markdown
+from lossval_odv.bench.config import BenchmarkConfig, parse_config
+from lossval_odv.bench.grid import Cell
+from lossval_odv.bench.records import CellResult
+from lossval_odv.bench.store import ResultStore
+from lossval_odv.reporting.export import Summary
+from lossval_odv.reporting.plots import cut_outliers
+from lossval_odv.reporting.report import build_report
+from lossval_odv.reporting.wins import overall_wins, section_markdown
 
 DATASETS = {"iris": "classification", "diabetes": "regression"}
 NOISES = ("label", "feature")
@@ -284,6 +284,7 @@ def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:
         build_report(_config(), store_path=path, output_dir=tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_rerun_overwrites_cleanly(tmp_path: Path) -> None:
     store = fill_store(tmp_path / "store.sqlite", failed=False)
     out = tmp_path / "out"
@@ -424,7 +425,7 @@ def test_cut_outliers_only_when_needed() -> None:
 def test_claims_leave_out_methods_beyond_the_paper() -> None:
     """A newer method beating LossVal does not change the paper's claim (checked among the
     paper's methods); without the filter the claim would not hold."""
-    from lossval_odv.report import check_best_detector, check_claims
+    from lossval_odv.reporting.report import check_best_detector, check_claims
 
     rows = [
         {

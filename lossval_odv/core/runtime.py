@@ -74,3 +74,9 @@ def has_fused_adam(device: torch.device) -> bool:
     except (RuntimeError, ValueError):
         return False
     return True
+
+
+def epoch_permutations(n: int, epochs: int, seed: int) -> torch.Tensor:
+    """Every epoch's shuffling of ``n`` points, from a generator seeded with ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randperm(n, generator=generator) for _ in range(epochs)])

@@ -14,69 +14,49 @@ import zlib
 from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lossval_odv.cell import CellResult
+from lossval_odv.bench.records import CellResult
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS cells (
-    key TEXT PRIMARY KEY,
-    config TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    task TEXT NOT NULL,
-    noise TEXT NOT NULL,
-    rate REAL NOT NULL,
-    run INTEGER NOT NULL,
-    method TEXT NOT NULL,
-    evaluator TEXT NOT NULL,
-    params TEXT NOT NULL,
-    data_seed INTEGER NOT NULL,
-    method_seed INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    error TEXT,
-    f1 REAL,
-    auroc REAL,
-    auprc REAL,
-    seconds REAL,
-    total_seconds REAL,
-    device TEXT,
-    versions TEXT,
-    curves TEXT,
-    values_blob BLOB,
-    noisy_blob BLOB,
-    attempts INTEGER NOT NULL DEFAULT 1,
-    finished_at REAL NOT NULL
+# the table's columns, in order, with their SQL types
+COLUMNS: dict[str, str] = {
+    "key": "TEXT PRIMARY KEY",
+    "config": "TEXT NOT NULL",
+    "dataset": "TEXT NOT NULL",
+    "task": "TEXT NOT NULL",
+    "noise": "TEXT NOT NULL",
+    "rate": "REAL NOT NULL",
+    "run": "INTEGER NOT NULL",
+    "method": "TEXT NOT NULL",
+    "evaluator": "TEXT NOT NULL",
+    "params": "TEXT NOT NULL",
+    "data_seed": "INTEGER NOT NULL",
+    "method_seed": "INTEGER NOT NULL",
+    "status": "TEXT NOT NULL",
+    "error": "TEXT",
+    "f1": "REAL",
+    "auroc": "REAL",
+    "auprc": "REAL",
+    "seconds": "REAL",
+    "total_seconds": "REAL",
+    "device": "TEXT",
+    "versions": "TEXT",
+    "curves": "TEXT",
+    "values_blob": "BLOB",
+    "noisy_blob": "BLOB",
+    "attempts": "INTEGER NOT NULL DEFAULT 1",
+    "finished_at": "REAL NOT NULL",
+}
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS cells (\n"
+    + ",\n".join(f"    {name} {kind}" for name, kind in COLUMNS.items())
+    + "\n)"
 )
-"""
-
-SUMMARY_COLUMNS = [
-    "key",
-    "config",
-    "dataset",
-    "task",
-    "noise",
-    "rate",
-    "run",
-    "method",
-    "evaluator",
-    "params",
-    "data_seed",
-    "method_seed",
-    "status",
-    "error",
-    "f1",
-    "auroc",
-    "auprc",
-    "seconds",
-    "total_seconds",
-    "device",
-    "versions",
-    "attempts",
-    "finished_at",
-]
+# decoded on request only: the big ones
+DETAIL_COLUMNS = ("curves", "values_blob", "noisy_blob")
+SUMMARY_COLUMNS = [name for name in COLUMNS if name not in DETAIL_COLUMNS]
 
 
 def _pack(array: np.ndarray | None, dtype: str) -> bytes | None:
@@ -144,11 +124,12 @@ class ResultStore:
             "attempts": attempts,
             "finished_at": time.time(),
         }
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
+        columns = ", ".join(COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
         with closing(self._connect()) as conn, conn:
             cursor = conn.execute(
-                f"INSERT OR IGNORE INTO cells ({columns}) VALUES ({marks})", list(row.values())
+                f"INSERT OR IGNORE INTO cells ({columns}) VALUES ({marks})",
+                [row[name] for name in COLUMNS],
             )
             return cursor.rowcount == 1
 
@@ -196,11 +177,3 @@ class ResultStore:
             return 0
         with closing(self._connect()) as conn:
             return int(conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0])
-
-    def stats(self) -> dict[str, Any]:
-        frame = self.frame()
-        return {
-            "cells": len(frame),
-            "ok": int((frame["status"] == "ok").sum()),
-            "failed": int((frame["status"] == "failed").sum()),
-        }

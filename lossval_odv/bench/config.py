@@ -1,4 +1,4 @@
-"""The benchmark's typed configuration: schema, validation and PROTOCOL.md defaults.
+"""The benchmark's typed configuration: schema, validation and the paper's protocol defaults.
 
 A config file is YAML. Unknown keys and bad values are errors that name the key and
 the allowed values; nothing is run or written before a config validates.
@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 NoiseType = Literal["label", "feature", "mixed"]
 BackendName = Literal["auto", "serial", "local", "ray"]
+BACKEND_NAMES: tuple[str, ...] = BackendName.__args__
+MAX_BATCH_RUNS = 64  # cells trained together at most; beyond, a batch gains little
 
 
 class ConfigError(ValueError):
@@ -25,7 +27,7 @@ class _Strict(BaseModel):
 
 
 class SplitConfig(_Strict):
-    """Sizes of the random train / validation / test split (PROTOCOL.md step 1)."""
+    """Sizes of the random train / validation / test split (the paper's protocol, step 1)."""
 
     train: int = Field(1000, ge=10)
     valid: int = Field(100, ge=2)
@@ -62,7 +64,7 @@ class MethodConfig(_Strict):
 
 
 class ExperimentsConfig(_Strict):
-    """Which experiments run after the values (PROTOCOL.md steps 4-6)."""
+    """Which experiments run after the values (the paper's protocol, steps 4-6)."""
 
     detection: bool = True
     removal: bool = True
@@ -92,7 +94,7 @@ class BenchmarkConfig(_Strict):
     ray_address: str | None = None
     gpus_per_task: float | None = Field(None, ge=0)
     batch_lossval: bool = True
-    max_batch_runs: int = Field(64, ge=1)
+    max_batch_runs: int = Field(MAX_BATCH_RUNS, ge=1)
     max_retries: int = Field(2, ge=0)
 
     @model_validator(mode="before")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from lossval_odv.backends import make_backend, resolve_backend
-from lossval_odv.config import BenchmarkConfig
-from lossval_odv.grid import expand, shard
+from lossval_odv.bench.backends import make_backend, resolve_backend
+from lossval_odv.bench.config import BenchmarkConfig
+from lossval_odv.bench.grid import expand, shard
+from lossval_odv.bench.store import ResultStore
+from lossval_odv.bench.tasks import plan_tasks
 from lossval_odv.plugins import all_plugins
-from lossval_odv.store import ResultStore
-from lossval_odv.tasks import plan_tasks
 
 STORE_NAME = "store.sqlite"
 

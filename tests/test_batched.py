@@ -69,10 +69,10 @@ def test_batched_sinkhorn_equals_geomloss_per_problem():
 def test_stacked_adam_equals_separate_torch_optimisers(fused, monkeypatch):
     from lossval_odv.core import batched
 
-    if fused and not batched._has_fused_adam(torch.device("cpu")):
+    if fused and not batched.has_fused_adam(torch.device("cpu")):
         pytest.skip("this torch has no fused CPU Adam")
     if not fused:
-        monkeypatch.setattr(batched, "_has_fused_adam", lambda device: False)
+        monkeypatch.setattr(batched, "has_fused_adam", lambda device: False)
     gen = torch.Generator().manual_seed(0)
     inits = [torch.randn(3, 4, generator=gen) for _ in range(2)]
     grads = [[torch.randn(3, 4, generator=gen) for _ in range(2)] for _ in range(5)]

@@ -35,7 +35,13 @@ import torch
 
 from lossval_odv.core.losses import DIAMETER_FACTOR, max_distance_to, per_sample_loss
 from lossval_odv.core.mlp import Task, make_mlp
-from lossval_odv.core.runtime import RandomStateLike, intra_op_threads, resolve_device, to_seed
+from lossval_odv.core.runtime import (
+    RandomStateLike,
+    has_fused_adam,
+    intra_op_threads,
+    resolve_device,
+    to_seed,
+)
 from lossval_odv.core.sinkhorn import (
     BLUR,
     cross_potentials,
@@ -308,7 +314,7 @@ class StackedAdam:
     def __init__(self, params: list[torch.Tensor], *, lr: float) -> None:
         self.params = params
         self.lr = lr
-        self.fused = _has_fused_adam(params[0].device)
+        self.fused = has_fused_adam(params[0].device)
         if self.fused:
             self.exp_avgs = [torch.zeros_like(p) for p in params]
             self.exp_avg_sqs = [torch.zeros_like(p) for p in params]
@@ -345,17 +351,6 @@ class StackedAdam:
             grad_scale=None,
             found_inf=None,
         )
-
-
-def _has_fused_adam(device: torch.device) -> bool:
-    """Whether ``torch.optim.Adam(fused=True)`` works here (CPU from torch 2.4)."""
-    if not hasattr(torch, "_fused_adam_"):
-        return False
-    try:
-        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
-    except (RuntimeError, ValueError):
-        return False
-    return True
 
 
 class EpochShuffler:

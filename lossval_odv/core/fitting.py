@@ -53,7 +53,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lossval_odv.core.runtime import RandomStateLike, intra_op_threads, resolve_device, to_seed
+from lossval_odv.core.runtime import (
+    RandomStateLike,
+    has_fused_adam,
+    intra_op_threads,
+    resolve_device,
+    to_seed,
+)
 
 Family = Literal["classifier_mlp", "regression_mlp", "logistic_regression"]
 Activation = Literal["relu", "tanh", "sigmoid"]
@@ -242,25 +248,57 @@ class StackedAdam:
     """``torch.optim.Adam`` (default hyper-parameters) for K stacked models, each with its
     own step count: ``step(grads, active)`` updates the first ``active`` models only, the
     others keep their weights and moments untouched (a skipped step, not a zero gradient).
-    The update is torch's single-tensor Adam, element for element."""
+
+    Adam is elementwise, so one Adam on stacked models is K separate optimisers. The step
+    counts never increase along the stack (fits are ordered by size), so the models with
+    equal counts are contiguous slices: each slice takes one call of Adam's fused kernel
+    where this torch has it for the device (``torch.optim.Adam(fused=True)``'s update),
+    else torch's single-tensor Adam written out with per-model bias corrections.
+    """
 
     def __init__(self, params: Sequence[torch.Tensor], *, lr: float) -> None:
         self.params = list(params)
         self.lr = lr
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.steps = torch.zeros(self.params[0].shape[0], dtype=torch.float64)
+        self.steps = np.zeros(self.params[0].shape[0], dtype=np.int64)
+        self.fused = has_fused_adam(self.params[0].device)
 
     @torch.no_grad()
     def step(self, grads: Sequence[torch.Tensor], active: int) -> None:
-        beta1, beta2 = ADAM_BETAS
         self.steps[:active] += 1
-        steps = self.steps[:active]
-        bias1 = 1 - beta1**steps
-        bias2_sqrt = (1 - beta2**steps).sqrt()
+        if not self.fused:
+            self._step_unfused(grads, active)
+            return
+        counts = self.steps[:active]
+        cuts = [0, *(np.flatnonzero(np.diff(counts)) + 1), active]
+        device = self.params[0].device
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            step = torch.tensor(float(counts[a]), device=device)  # the kernel's float32 count
+            torch._fused_adam_(
+                [p[a:b] for p in self.params],
+                [g[a:b].contiguous() for g in grads],
+                [m[a:b] for m in self.exp_avg],
+                [v[a:b] for v in self.exp_avg_sq],
+                [],
+                [step] * len(self.params),
+                amsgrad=False,
+                lr=self.lr,
+                beta1=ADAM_BETAS[0],
+                beta2=ADAM_BETAS[1],
+                weight_decay=0.0,
+                eps=ADAM_EPS,
+                maximize=False,
+                grad_scale=None,
+                found_inf=None,
+            )
+
+    def _step_unfused(self, grads: Sequence[torch.Tensor], active: int) -> None:
+        beta1, beta2 = ADAM_BETAS
+        steps = torch.from_numpy(self.steps[:active]).to(torch.float64)
         device, dtype = self.params[0].device, self.params[0].dtype
-        step_size = (self.lr / bias1).to(device=device, dtype=dtype)
-        bias2_sqrt = bias2_sqrt.to(device=device, dtype=dtype)
+        step_size = (self.lr / (1 - beta1**steps)).to(device=device, dtype=dtype)
+        bias2_sqrt = (1 - beta2**steps).sqrt().to(device=device, dtype=dtype)
         for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, strict=True):
             shape = (active,) + (1,) * (p.dim() - 1)
             g, m, v, p = g[:active], m[:active], v[:active], p[:active]
@@ -373,7 +411,7 @@ def fit_models(
     # fits by size, largest first: those still training at a step are a prefix
     by_size = np.argsort(-sizes, kind="stable")
     sizes_sorted = sizes[by_size]
-    n_max = int(sizes_sorted[0]) if n_models else 0
+    n_max = int(sizes_sorted[0])
     padded = np.zeros((n_models, max(n_max, 1)), dtype=np.int64)
     weight_pad = np.zeros((n_models, max(n_max, 1)))
     for row, k in enumerate(by_size):
@@ -385,10 +423,17 @@ def fit_models(
     sizes_t = torch.from_numpy(sizes_sorted).to(device)
     in_subset = torch.arange(padded.shape[1], device=device) < sizes_t.unsqueeze(1)
 
-    params = []
+    params = []  # contiguous copies: Adam's fused kernel needs its tensors dense
     for w, b in init:
-        params.append(w.t().to(device, dtype).expand(n_models, -1, -1).clone())
-        params.append(b.to(device, dtype).expand(n_models, -1).clone())
+        params.append(
+            w.t()
+            .to(device, dtype)
+            .expand(n_models, -1, -1)
+            .clone(memory_format=torch.contiguous_format)
+        )
+        params.append(
+            b.to(device, dtype).expand(n_models, -1).clone(memory_format=torch.contiguous_format)
+        )
     for p in params:
         p.requires_grad_(True)
     layers = list(zip(params[0::2], params[1::2], strict=True))
@@ -402,17 +447,24 @@ def fit_models(
                 perm_np[row, : sizes[k]] = np.asarray(orders[k])[epoch]
             perm = torch.from_numpy(perm_np).to(device)
         else:
-            keys = torch.rand(padded.shape, generator=generator, device=device)
+            # a uniform shuffle of each fit's own positions (padding sorts last); float64
+            # keys, so that ties (which argsort would break by position) practically never occur
+            keys = torch.rand(padded.shape, generator=generator, device=device, dtype=torch.float64)
             perm = keys.masked_fill_(~in_subset, 2.0).argsort(dim=1)
         order = members.gather(1, perm)
         order_w = None if weights_t is None else weights_t.gather(1, perm)
         for t in range(steps_per_epoch):
             start = t * batch_size
-            active = int((sizes_t > start).sum())
+            active = int((sizes_sorted > start).sum())  # on the host: no device sync
             rows = torch.arange(start, min(start + batch_size, n_max), device=device)
             valid = rows.unsqueeze(0) < sizes_t[:active].unsqueeze(1)
             idx = order[:active, start : start + batch_size]
-            out = stacked_forward(spec, [(w[:active], b[:active]) for w, b in layers], x[idx])
+            # all fits training: the stacks themselves (a slice's backward would allocate
+            # and fill full-size gradients)
+            training = (
+                layers if active == n_models else [(w[:active], b[:active]) for w, b in layers]
+            )
+            out = stacked_forward(spec, training, x[idx])
             w_batch = None if order_w is None else order_w[:active, start : start + batch_size]
             loss = batch_losses(spec, out, y[idx], valid, w_batch).sum()
             grads = torch.autograd.grad(loss, params)

@@ -65,6 +65,17 @@ def intra_op_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def has_fused_adam(device: torch.device) -> bool:
+    """Whether ``torch.optim.Adam(fused=True)`` works here (CPU from torch 2.4)."""
+    if not hasattr(torch, "_fused_adam_"):
+        return False
+    try:
+        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
 def epoch_permutations(n: int, epochs: int, seed: int) -> torch.Tensor:
     """Every epoch's shuffling of ``n`` points, from a generator seeded with ``seed``."""
     generator = torch.Generator().manual_seed(seed)

@@ -26,6 +26,7 @@ from torch import nn
 
 from lossval_odv.core.fitting import Metric, ModelSpec, SubsetUtility
 from lossval_odv.core.runtime import to_seed
+from lossval_odv.evaluators.capabilities import Capabilities
 
 from opendataval.dataval.ame import AME
 from opendataval.dataval.influence import InfluenceSubsample
@@ -121,7 +122,8 @@ class FastRetraining:
     """
 
     counterpart: str  # the OpenDataVal evaluator it reimplements
-    runs_on_gpu = True  # the fits run on ``device``: 'auto' picks CUDA when available
+    # the fits run on ``device`` (a string; 'auto' picks CUDA when available)
+    capabilities = Capabilities(device_argument="str")
 
     def _engine_settings(self, device: str, max_models: int) -> None:
         self.device = device

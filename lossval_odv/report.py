@@ -19,6 +19,8 @@ import pandas as pd
 
 from lossval_odv import export, wins
 from lossval_odv.config import BenchmarkConfig
+from lossval_odv.failures import failures_markdown, group_failures
+from lossval_odv.grid import expand
 from lossval_odv.plots import make_figures
 from lossval_odv.store import ResultStore
 
@@ -266,6 +268,42 @@ def failed_markdown(failed: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class ReportScope:
+    """How the store's rows relate to the config's grid."""
+
+    cells: int  # of the config
+    found: int  # config cells with a row in the store
+    ignored: int  # store rows of other configs or settings
+
+    def markdown(self) -> str:
+        lines = []
+        if self.found < self.cells:
+            lines.append(
+                f"- not in the store: {self.cells - self.found} of the config's {self.cells} "
+                "cells (not computed yet, or failed for environment reasons and retried "
+                "by the next run)"
+            )
+        if self.ignored:
+            lines.append(
+                f"- ignored: {self.ignored} row(s) of the store that are not cells of this "
+                "config (other configs, or earlier parameters, methods or rates)"
+            )
+        return "\n".join(lines) + "\n" if lines else ""
+
+
+def config_rows(frame: pd.DataFrame, config: BenchmarkConfig) -> tuple[pd.DataFrame, ReportScope]:
+    """The rows of exactly the config's cells (its expanded grid's keys), and the scope.
+
+    Any other row of the store (another config's, or one of earlier settings of this
+    config) is left out, never averaged in.
+    """
+    keys = {cell.key for cell in expand(config)}
+    mine = frame["key"].isin(keys)
+    scope = ReportScope(cells=len(keys), found=int(mine.sum()), ignored=int((~mine).sum()))
+    return frame[mine].reset_index(drop=True), scope
+
+
 def _figures_markdown(figures: dict[str, Path], output_dir: Path) -> str:
     return "\n".join(
         f"![{name}]({path.relative_to(output_dir).as_posix()})\n" for name, path in figures.items()
@@ -304,9 +342,12 @@ def build_report(
         If the store holds no cells.
     """
     store_path, output_dir = Path(store_path), Path(output_dir)
-    frame = ResultStore(store_path).frame(with_curves=True)
+    frame, scope = config_rows(ResultStore(store_path).frame(with_curves=True), config)
     if frame.empty:
-        raise ValueError(f"results store {store_path} holds no cells; nothing to report")
+        raise ValueError(
+            f"results store {store_path} holds no cells of config {config.name!r} "
+            f"({scope.ignored} other rows ignored); nothing to report"
+        )
     frame = export.with_display_names(frame, config)
     methods = export.method_order(frame, config)
     ok = export.ok_rows(frame)
@@ -323,6 +364,7 @@ def build_report(
         f"# LossVal benchmark report: {config.name}\n",
         "## Run\n",
         metadata_markdown(config, frame, store_path, methods),
+        scope.markdown(),
     ]
     if ok.empty:
         sections.append("No cell finished successfully: no tables, figures or claims.\n")
@@ -349,6 +391,13 @@ def build_report(
             _figures_markdown(figures, output_dir),
         ]
     sections += ["## Failed cells\n", failed_markdown(export.failed_rows(frame))]
+    failed = frame[frame["status"] != "ok"]
+    if not failed.empty:
+        groups = group_failures(
+            (f"{r.dataset}/{r.noise}@{r.rate:g}/run{r.run}/{r.method}", r.error)
+            for r in failed.itertuples()
+        )
+        sections += ["### Failure causes\n", failures_markdown(groups)]
     export.write_text(paths["report"], "\n".join(sections))
     for key in ("results", "tables", "figures"):
         export.remove_stale(paths[key], written, STALE_SUFFIXES)

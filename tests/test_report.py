@@ -13,7 +13,7 @@ import pytest
 from lossval_odv.cell import CellResult
 from lossval_odv.config import BenchmarkConfig, parse_config
 from lossval_odv.export import Summary
-from lossval_odv.grid import Cell
+from lossval_odv.grid import Cell, expand
 from lossval_odv.plots import cut_outliers
 from lossval_odv.report import build_report
 from lossval_odv.store import ResultStore
@@ -30,6 +30,7 @@ METHODS = {
     "oob": ("dataoob", 0.3, 60.0),
 }
 AXIS = [i / 20 for i in range(20)]
+FAILED_RATE = 0.3  # in the config; its one stored cell failed, the others are missing
 
 
 def _config() -> BenchmarkConfig:
@@ -38,7 +39,7 @@ def _config() -> BenchmarkConfig:
             "name": "synthetic",
             "datasets": list(DATASETS),
             "noise_types": list(NOISES),
-            "noise_rates": list(RATES),
+            "noise_rates": [*RATES, FAILED_RATE],
             "runs": len(RUNS),
             "methods": [
                 {"name": name, "evaluator": evaluator}
@@ -91,12 +92,13 @@ def _curves(method: str) -> dict:
 def fill_store(path: Path, *, flip: bool = False, failed: bool = True) -> ResultStore:
     """A store with every cell of the synthetic grid, plus one failed cell."""
     store = ResultStore(path)
+    grid = {(c.dataset, c.noise, c.rate, c.run, c.method): c for c in expand(_config())}
     for dataset, task in DATASETS.items():
         for noise in NOISES:
             for rate in RATES:
                 for run in RUNS:
                     for method in METHODS:
-                        cell = _cell(dataset, noise, rate, run, method)
+                        cell = grid[dataset, noise, rate, run, method]
                         f1 = f1_value(method, noise, rate, run, flip=flip)
                         result = CellResult(
                             key=cell.key,
@@ -111,7 +113,7 @@ def fill_store(path: Path, *, flip: bool = False, failed: bool = True) -> Result
                         )
                         store.add(result, config="synthetic")
     if failed:
-        cell = _cell("iris", "label", 0.3, 0, "knn")
+        cell = grid["iris", "label", FAILED_RATE, 0, "knn"]
         result = CellResult(
             key=cell.key,
             cell=cell,
@@ -278,7 +280,7 @@ def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:
     store.add(
         CellResult(key=cell.key, cell=cell, status="failed", task="classification"), config="x"
     )
-    store.forget_failed()
+    store.forget_failed([cell.key])
     assert path.is_file() and store.count() == 0
     with pytest.raises(ValueError, match="empty.sqlite.*no cells"):
         build_report(_config(), store_path=path, output_dir=tmp_path / "out")

@@ -98,6 +98,9 @@ def _command(args: argparse.Namespace, config, out: Path) -> int:
         failed = 1 if summary.failures else 0
         if args.no_report or args.shard is not None:
             return failed
+        if not summary.store.exists():  # every cell failed for environment reasons
+            print("no report: no cell of the config is in the store yet", file=sys.stderr)
+            return failed
         return _report(config, out, summary.store) or failed
     if args.command == "collect":
         from lossval_odv.runner import STORE_NAME

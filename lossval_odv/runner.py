@@ -65,9 +65,6 @@ def run_benchmark(
     """
     start = time.perf_counter()
     out = config.resolved_output_dir(output_dir)
-    problem = output_dir_problem(out)
-    if problem:
-        raise ConfigError(f"invalid config {config.name}:\n  output_dir: {problem}")
     store_name = (
         STORE_NAME if shard_spec is None else f"store.shard{shard_spec[0]}of{shard_spec[1]}.sqlite"
     )
@@ -76,6 +73,15 @@ def run_benchmark(
     cells = expand(config)
     if shard_spec is not None:
         cells = shard(cells, *shard_spec, keep_groups=config.batch_lossval)
+    problems = []
+    if retry_failed or {c.key for c in cells} - store.finished_keys():
+        problems += split_problems(config)  # loads the datasets: only when there is work
+    problem = output_dir_problem(out)
+    if problem:
+        problems.append(f"output_dir: {problem}")
+    if problems:
+        lines = [f"invalid config {config.name}:", *(f"  {p}" for p in problems)]
+        raise ConfigError("\n".join(lines))
     with store.exclusive():
         return _run_locked(
             config,
@@ -114,11 +120,6 @@ def _run_locked(
     _retry_stored_failures(store, cells, all_causes=retry_failed)
     done = store.finished_keys()
     todo = [c for c in cells if c.key not in done]
-    if todo:
-        problems = split_problems(config)
-        if problems:
-            lines = [f"invalid config {config.name}:", *(f"  {p}" for p in problems)]
-            raise ConfigError("\n".join(lines))
     tasks = plan_tasks(
         todo, batch_lossval=config.batch_lossval, max_batch_runs=config.max_batch_runs
     )

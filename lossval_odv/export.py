@@ -24,6 +24,13 @@ REMOVAL_FRACTION = 0.2
 SEM_NOTE = "SEM = sample std (ddof=1) / sqrt(n), n = number of cells (runs) aggregated"
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it, then restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temp file next to ``path``, then move it into place.
 
@@ -42,6 +49,7 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would ignore the umask
     try:
         write(Path(tmp))
         os.replace(tmp, path)
@@ -525,28 +533,3 @@ def write_summaries(summaries: Sequence[Summary], tables_dir: Path) -> list[Path
         )
         written.append(write_text(tables_dir / f"{summary.name}.md", summary.to_markdown()))
     return written
-
-
-def remove_stale(directory: Path, keep: Sequence[Path], suffixes: Sequence[str]) -> list[Path]:
-    """Delete files under ``directory`` with one of ``suffixes`` that are not in ``keep``.
-
-    Used after an export so that outputs of an earlier report (e.g. of a dataset no longer
-    in the store) do not linger next to the new ones; folders left empty are removed.
-
-    Returns
-    -------
-    list of Path
-        The files removed.
-    """
-    kept = {path.resolve() for path in keep}
-    stale = [
-        path
-        for path in directory.rglob("*")
-        if path.is_file() and path.suffix in suffixes and path.resolve() not in kept
-    ]
-    for path in stale:
-        path.unlink()
-    for folder in sorted({path.parent for path in stale}, key=lambda p: len(p.parts), reverse=True):
-        if folder != directory and not any(folder.iterdir()):
-            folder.rmdir()
-    return stale

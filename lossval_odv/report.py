@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lossval_odv import export, wins
+from lossval_odv import export, publish, wins
 from lossval_odv.config import BenchmarkConfig
 from lossval_odv.failures import failures_markdown, group_failures
 from lossval_odv.grid import expand
@@ -44,7 +44,8 @@ RETRAINING = (
 BEYOND_PAPER = ("tracin", "losstrajectory", "cleanlabquality")
 HOLDS, FAILS = "holds", "does not hold"
 MIN_SPEEDUP = 10.0  # "one to two orders of magnitude"
-STALE_SUFFIXES = (".csv", ".md", ".png")  # earlier report outputs removed on a rebuild
+REPORT_ENTRIES = ("results", "tables", "figures", "report.md")  # report.md, the entry, last
+REPORT_SUFFIXES = (".csv", ".md", ".png")  # files a report writes; others are carried over
 
 
 @dataclass(frozen=True)
@@ -327,9 +328,9 @@ def build_report(
     store_path : str or Path
         The results store.
     output_dir : str or Path
-        Where ``results/``, ``tables/``, ``figures/`` and ``report.md`` go. Files of an
-        earlier report are overwritten, and its CSV, markdown and PNG files there that this
-        report does not produce are removed.
+        Where ``results/``, ``tables/``, ``figures/`` and ``report.md`` go. The report is
+        built aside and replaces an earlier one as a whole (:mod:`lossval_odv.publish`):
+        none of its CSV, markdown or PNG files remain; other files there are kept.
 
     Returns
     -------
@@ -339,7 +340,7 @@ def build_report(
     Raises
     ------
     ValueError
-        If the store holds no cells.
+        If the store holds no cells of the config.
     """
     store_path, output_dir = Path(store_path), Path(output_dir)
     frame, scope = config_rows(ResultStore(store_path).frame(with_curves=True), config)
@@ -348,18 +349,26 @@ def build_report(
             f"results store {store_path} holds no cells of config {config.name!r} "
             f"({scope.ignored} other rows ignored); nothing to report"
         )
+    paths = {name.removesuffix(".md"): output_dir / name for name in REPORT_ENTRIES}
+    with publish.staged(output_dir, REPORT_ENTRIES, report_suffixes=REPORT_SUFFIXES) as stage:
+        _write_report(config, frame, scope, store_path, stage)
+    return paths
+
+
+def _write_report(
+    config: BenchmarkConfig,
+    frame: pd.DataFrame,
+    scope: ReportScope,
+    store_path: Path,
+    output_dir: Path,
+) -> None:
+    """Write the report's entries (``REPORT_ENTRIES``) of the config's rows under ``output_dir``."""
     frame = export.with_display_names(frame, config)
     methods = export.method_order(frame, config)
     ok = export.ok_rows(frame)
-    paths = {
-        "results": output_dir / "results",
-        "tables": output_dir / "tables",
-        "figures": output_dir / "figures",
-        "report": output_dir / "report.md",
-    }
+    paths = {name.removesuffix(".md"): output_dir / name for name in REPORT_ENTRIES}
     for key in ("results", "tables", "figures"):
-        paths[key].mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+        paths[key].mkdir(parents=True)
     sections = [
         f"# LossVal benchmark report: {config.name}\n",
         "## Run\n",
@@ -369,13 +378,12 @@ def build_report(
     if ok.empty:
         sections.append("No cell finished successfully: no tables, figures or claims.\n")
     else:
-        written += export.export_paper_layout(ok, paths["results"], methods)
+        export.export_paper_layout(ok, paths["results"], methods)
         summaries = export.all_summaries(ok, methods)
-        written += export.write_summaries(summaries, paths["tables"])
+        export.write_summaries(summaries, paths["tables"])
         wins_text, win_tables = wins.section_markdown(ok, methods)
-        written += wins.write_tables(win_tables, paths["tables"])
+        wins.write_tables(win_tables, paths["tables"])
         figures = make_figures(ok, methods, paths["figures"])
-        written += list(figures.values())
         sections += [
             "## Paper claims vs this run\n",
             _claims_scope(ok, methods),
@@ -399,6 +407,3 @@ def build_report(
         )
         sections += ["### Failure causes\n", failures_markdown(groups)]
     export.write_text(paths["report"], "\n".join(sections))
-    for key in ("results", "tables", "figures"):
-        export.remove_stale(paths[key], written, STALE_SUFFIXES)
-    return paths

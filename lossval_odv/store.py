@@ -13,10 +13,12 @@ second driver is refused (:class:`StoreLockedError`) instead of doubling the wor
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import sqlite3
+import tempfile
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -28,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from lossval_odv.cell import CellResult
+from lossval_odv.export import current_umask
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -159,20 +162,29 @@ class ResultStore:
         self.path = Path(path)
         self._verified = False
 
+    def _create(self) -> None:
+        """Create the store whole (schema and version) and link it into place, so that no
+        reader, and no kill, ever sees an empty or half-initialised store file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        os.close(fd)
+        try:
+            os.chmod(tmp, 0o666 & ~current_umask())
+            with closing(sqlite3.connect(tmp)) as conn, conn:
+                conn.execute(SCHEMA)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            with contextlib.suppress(FileExistsError):  # created meanwhile: verified next
+                os.link(tmp, self.path)
+        finally:
+            os.unlink(tmp)
+
     def _connect(self) -> sqlite3.Connection:
-        new = not self.path.exists()
-        if new:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        else:
-            self.verify()
+        if not self.path.exists():
+            self._create()
+        self.verify()
         conn = sqlite3.connect(self.path, timeout=60)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        if new:
-            with conn:
-                conn.execute(SCHEMA)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            self._verified = True
         return conn
 
     def verify(self) -> None:

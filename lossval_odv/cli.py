@@ -123,12 +123,16 @@ def _command(args: argparse.Namespace, config, out: Path) -> int:
 
 
 def _report(config, out: Path, store: Path) -> int:
-    from lossval_odv.report import build_report
+    from lossval_odv.report import NothingToReportError, build_report
 
     if not store.exists():
         print(f"error: no results store at {store}; run the config first", file=sys.stderr)
         return 2
-    paths = build_report(config, store_path=store, output_dir=out)
+    try:
+        paths = build_report(config, store_path=store, output_dir=out)
+    except NothingToReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"report: {paths['report']}")
     return 0
 

@@ -53,7 +53,9 @@ def recover(output_dir: Path, entries: Sequence[str]) -> None:
     shutil.rmtree(output_dir / OLD_NAME, ignore_errors=True)
 
 
-def _carry_over(stage: Path, output_dir: Path, entries: Sequence[str], suffixes: Sequence[str]):
+def _carry_over(
+    stage: Path, output_dir: Path, entries: Sequence[str], suffixes: Sequence[str]
+) -> None:
     for name in entries:
         published = output_dir / name
         if not published.is_dir():

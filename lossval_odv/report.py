@@ -48,6 +48,10 @@ REPORT_ENTRIES = ("results", "tables", "figures", "report.md")  # report.md, the
 REPORT_SUFFIXES = (".csv", ".md", ".png")  # files a report writes; others are carried over
 
 
+class NothingToReportError(ValueError):
+    """The store holds no cell of the config."""
+
+
 @dataclass(frozen=True)
 class ClaimCheck:
     """One claim checked on one task: what was computed and the verdict."""
@@ -339,13 +343,13 @@ def build_report(
 
     Raises
     ------
-    ValueError
+    NothingToReportError
         If the store holds no cells of the config.
     """
     store_path, output_dir = Path(store_path), Path(output_dir)
     frame, scope = config_rows(ResultStore(store_path).frame(with_curves=True), config)
     if frame.empty:
-        raise ValueError(
+        raise NothingToReportError(
             f"results store {store_path} holds no cells of config {config.name!r} "
             f"({scope.ignored} other rows ignored); nothing to report"
         )

@@ -423,3 +423,26 @@ def test_report_files_respect_the_umask(tmp_path: Path) -> None:
         os.umask(previous)
     modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "out").rglob("*") if p.is_file()}
     assert modes == {0o640}
+
+
+def test_cli_report_of_a_config_without_cells_in_the_store(tmp_path: Path, capsys) -> None:
+    from lossval_odv.cli import main as cli_main
+
+    out = tmp_path / "out"
+    _run(_config(), out)
+    other = {**BASE, "methods": [{"name": "knn", "evaluator": "knnshapley"}]}
+    path = _write(tmp_path, {**other, "output_dir": str(out)})
+    assert cli_main(["report", str(path)]) == 2
+    assert "holds no cells of config 'trust' (2 other rows ignored)" in capsys.readouterr().err
+
+
+def test_cli_run_with_a_method_error_exits_1_and_says_how_to_retry(tmp_path: Path, capsys) -> None:
+    from lossval_odv.cli import main as cli_main
+
+    bad = {"name": "bad", "evaluator": "alwaysfails"}
+    path = _write(tmp_path, {**BASE, "methods": [bad], "output_dir": str(tmp_path / "out")})
+    assert cli_main(["run", str(path), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 1 cells failed" in err and "rerun with --retry-failed" in err
+    assert "    ValueError: planted method error" in err
+    assert "planted method error" in (tmp_path / "out" / "report.md").read_text()

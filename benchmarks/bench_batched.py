@@ -1,4 +1,4 @@
-"""Benchmark of batched LossVal training (issue 5).
+"""Benchmark of batched LossVal training.
 
 Prints three tables:
 
@@ -42,7 +42,7 @@ from lossval_odv.core import fit_lossval  # noqa: E402
 from lossval_odv.core.batched import fit_lossval_batched  # noqa: E402
 from lossval_odv.core.runtime import resolve_device  # noqa: E402
 
-# configs/paper.yaml's datasets with their feature counts (PROTOCOL.md).
+# configs/paper.yaml's datasets with their feature counts (the paper's protocol).
 PAPER_DATASETS: list[tuple[str, str, int]] = [
     ("2dplanes", "classification", 10),
     ("electricity", "classification", 7),

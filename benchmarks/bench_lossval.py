@@ -26,7 +26,7 @@ from geomloss import SamplesLoss
 import lossval_odv  # noqa: F401  (compatibility layer and dataset registry)
 from lossval_odv.core import fit_lossval, make_mlp, per_sample_loss, resolve_device
 from lossval_odv.core.runtime import intra_op_threads
-from lossval_odv.core.trainer import check_inputs
+from lossval_odv.core.validation import check_inputs
 
 from opendataval.dataloader import DataFetcher, mix_labels
 from opendataval.experiment.util import f1_score, oned_twonn_clustering

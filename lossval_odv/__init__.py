@@ -1,25 +1,31 @@
 """lossval-odv: LossVal data valuation as an OpenDataVal plugin.
 
-Importing the package makes OpenDataVal 1.3.0 importable on the modern stack
-(see :mod:`lossval_odv.compat`) and registers ``LossValODV`` in
-``DataEvaluator.Evaluators``, and registers the paper's twelve datasets in
-OpenDataVal's ``Register.Datasets`` (see :mod:`lossval_odv.datasets`).
+``import lossval_odv`` is light: it loads neither OpenDataVal nor the benchmark. It
+arranges (:func:`lossval_odv.compat.integrate_on_import`) that the first
+``import opendataval`` installs the compatibility layer before OpenDataVal loads and then
+registers ``LossValODV`` and the other evaluators in ``DataEvaluator.Evaluators``, the
+paper's twelve datasets in ``Register.Datasets`` and the ``$LOSSVAL_ODV_PLUGINS`` modules.
+``LossValODV`` and ``fit_lossval`` are imported on first access.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from lossval_odv import compat
 
-compat.install()
-
-from lossval_odv import datasets  # noqa: E402  (registers the paper's datasets)
-from lossval_odv.core import fit_lossval  # noqa: E402
-from lossval_odv.evaluators import LossValODV  # noqa: E402
-
 __version__ = "0.1.0"
 
-from lossval_odv.plugins import env_plugins as _env_plugins  # noqa: E402
-from lossval_odv.plugins import load_plugins as _load_plugins  # noqa: E402
+compat.integrate_on_import()
 
-# $LOSSVAL_ODV_PLUGINS: extra dataset/evaluator modules, in the driver and every worker
-_load_plugins(_env_plugins())
+_LAZY = {"LossValODV": "lossval_odv.evaluators", "fit_lossval": "lossval_odv.core"}
 
-__all__ = ["LossValODV", "__version__", "compat", "datasets", "fit_lossval"]
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lossval_odv' has no attribute {name!r}")
+
+
+__all__ = ["LossValODV", "__version__", "compat", "fit_lossval"]

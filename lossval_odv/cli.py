@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lossval_odv.config import ConfigError
+from lossval_odv.bench.config import BACKEND_NAMES, ConfigError
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", type=Path, help="store and exports (default: the config's)")
     run.add_argument(
         "--backend",
-        choices=["auto", "serial", "local", "ray"],
+        choices=BACKEND_NAMES,
         help="where cells run (default: the config's; auto = local if >1 core, else serial)",
     )
     run.add_argument("--n-jobs", type=int, help="worker processes for the local backend")
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return prefetch_main(argv[1:])
     args = _parser().parse_args(argv)
     import lossval_odv  # noqa: F401  (compatibility layer, registries)
-    from lossval_odv.config import load_config
+    from lossval_odv.bench.config import load_config
 
     try:
         config = load_config(args.config)
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out = config.resolved_output_dir(args.output_dir)
-    from lossval_odv.store import StoreError
+    from lossval_odv.bench.store import StoreError
 
     try:
         return _command(args, config, out)
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 def _command(args: argparse.Namespace, config, out: Path) -> int:
     """Run one command; 0 when done, 1 when a cell of the config failed."""
     if args.command == "run":
-        from lossval_odv.runner import run_benchmark
+        from lossval_odv.bench.runner import run_benchmark
 
         summary = run_benchmark(
             config,
@@ -103,8 +103,8 @@ def _command(args: argparse.Namespace, config, out: Path) -> int:
             return failed
         return _report(config, out, summary.store) or failed
     if args.command == "collect":
-        from lossval_odv.runner import STORE_NAME
-        from lossval_odv.store import ResultStore
+        from lossval_odv.bench.runner import STORE_NAME
+        from lossval_odv.bench.store import ResultStore
 
         stores = args.stores or sorted(out.glob("store.shard*.sqlite"))
         if not stores:
@@ -116,14 +116,14 @@ def _command(args: argparse.Namespace, config, out: Path) -> int:
         print(f"collected {added} new cells from {len(stores)} store(s) into {out / STORE_NAME}")
         return 0
     if args.command == "report":
-        from lossval_odv.runner import STORE_NAME
+        from lossval_odv.bench.runner import STORE_NAME
 
         return _report(config, out, out / STORE_NAME)
     return 2
 
 
 def _report(config, out: Path, store: Path) -> int:
-    from lossval_odv.report import NothingToReportError, build_report
+    from lossval_odv.reporting.report import NothingToReportError, build_report
 
     if not store.exists():
         print(f"error: no results store at {store}; run the config first", file=sys.stderr)

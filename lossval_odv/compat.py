@@ -18,15 +18,24 @@ on the modern stack and fix, openly, the few places where that breaks:
    on every CPU fit; :func:`quiet_upstream` silences both inside a benchmark cell.
 5. ``ExperimentMediator.compute_data_values`` turns evaluator errors into warnings
    unless ``raises_error=True``. The benchmark never relies on it: it trains each
-   evaluator itself and records failures with their error (see ``cell.py``).
+   evaluator itself and records failures with their error (see ``bench/cell.py``).
 
-:func:`install` runs on ``import lossval_odv``; it must run before the first
-``import opendataval``, so import ``lossval_odv`` first.
+How the integration is triggered (the design of ``import lossval_odv``): importing the
+package does no work beyond calling :func:`integrate_on_import`, which puts a small finder
+on ``sys.meta_path``. The first ``import opendataval`` (from user code, the benchmark or an
+adapter) then runs :func:`install` *before* OpenDataVal's own code and, once OpenDataVal
+has loaded, :func:`integrate`: the paper's datasets and this package's evaluators are
+registered and the ``$LOSSVAL_ODV_PLUGINS`` modules imported. So ``import lossval_odv``
+followed by any ``import opendataval...`` finds the registries filled, while
+``import lossval_odv.core`` (LossVal without OpenDataVal) loads neither OpenDataVal nor
+the benchmark. The alternative, an eager ``__init__`` that installs and registers, made
+every import of the core pay for (and depend on) OpenDataVal.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import importlib.util
 import sys
 import types
@@ -169,6 +178,58 @@ def install() -> dict[str, str]:
     report["geomloss.utils"] = "real" if hasattr(geomloss, "utils") else "aliased"
     _alias_geomloss_utils()
     return report
+
+
+def integrate() -> None:
+    """Register the paper's datasets and this package's evaluators in OpenDataVal's
+    registries and import the ``$LOSSVAL_ODV_PLUGINS`` modules; idempotent."""
+    from lossval_odv import datasets, evaluators, plugins
+
+    datasets.register_datasets()
+    evaluators.register_evaluators()
+    plugins.load_plugins(plugins.env_plugins())
+
+
+class _IntegratingLoader(importlib.abc.Loader):
+    """Runs OpenDataVal's own loader, then :func:`integrate`; restores the original
+    loader on the module so that nothing downstream sees this wrapper."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: Any) -> types.ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__spec__.loader = self._loader
+        module.__loader__ = self._loader
+        self._loader.exec_module(module)
+        integrate()
+
+
+class _OpenDataValFinder(importlib.abc.MetaPathFinder):
+    """Intercepts the first ``import opendataval``: :func:`install` first, then
+    OpenDataVal loads, then :func:`integrate`. Removes itself on first use."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != "opendataval":
+            return None
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _OpenDataValFinder)]
+        install()
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _IntegratingLoader(spec.loader)
+        return spec
+
+
+def integrate_on_import() -> None:
+    """What ``import lossval_odv`` does: :func:`integrate` now if OpenDataVal is already
+    loaded, else at its first import (see the module docstring); idempotent."""
+    if "opendataval" in sys.modules:
+        install()
+        integrate()
+    elif not any(isinstance(f, _OpenDataValFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _OpenDataValFinder())
 
 
 def remove_high_low(

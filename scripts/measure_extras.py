@@ -1,6 +1,6 @@
 """Noisy-detection F1 and wall time of the extra evaluators (TracIn, LossTrajectory, cleanlab).
 
-Data: ``tests.conftest.planted_noise_task(seed, task, n=1100)`` (20% label noise); the first
+Data: ``tests.helpers.planted_noise_task(seed, task, n=1100)`` (20% label noise); the first
 1000 points train, the last 100 (noisy too, as in the protocol) validate. CPU, 2 threads.
 
     python scripts/measure_extras.py detection   # F1 / AUC for seeds 0-3
@@ -20,10 +20,10 @@ import torch  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from lossval_odv.core import fit_lossval  # noqa: E402  (installs the opendataval shims)
-from lossval_odv.evaluators.cleanlab_eval import cleanlab_values  # noqa: E402
-from lossval_odv.evaluators.loss_trajectory import loss_trajectory_values  # noqa: E402
-from lossval_odv.evaluators.tracin import tracin_values  # noqa: E402
-from tests.conftest import planted_noise_task  # noqa: E402
+from lossval_odv.core.cleanlab_quality import cleanlab_values  # noqa: E402
+from lossval_odv.core.loss_trajectory import loss_trajectory_values  # noqa: E402
+from lossval_odv.core.tracin import tracin_values  # noqa: E402
+from tests.helpers import planted_noise_task  # noqa: E402
 
 TASKS = ("classification", "regression")
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lossval_odv.core.batched import LossValResult
 from lossval_odv.core.losses import DIAMETER_FACTOR, SinkhornOT, lossval_loss, max_distance_to
 from lossval_odv.core.mlp import make_mlp
-from lossval_odv.core.runtime import resolve_device, to_seed
-from lossval_odv.core.trainer import LossValResult, check_inputs
-from lossval_odv.core.trainer import _epoch_permutations as epoch_permutations
+from lossval_odv.core.runtime import epoch_permutations, resolve_device, to_seed
+from lossval_odv.core.validation import check_inputs
 
 
 def batch_diameters(

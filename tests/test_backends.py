@@ -21,36 +21,16 @@ import torch
 import yaml
 
 import tests.tiny_datasets  # noqa: F401  (tiny datasets, KillWorker in this process)
-from lossval_odv.backends import resolve_backend, usable_cores
-from lossval_odv.backends.ray_backend import RayBackend
+from lossval_odv.bench.backends import resolve_backend, usable_cores
+from lossval_odv.bench.backends.ray_backend import RayBackend
+from lossval_odv.bench.config import parse_config
+from lossval_odv.bench.grid import expand
+from lossval_odv.bench.runner import RunSummary, run_benchmark
+from lossval_odv.bench.store import ResultStore
 from lossval_odv.cli import main as cli_main
-from lossval_odv.config import parse_config
-from lossval_odv.grid import expand
-from lossval_odv.runner import RunSummary, run_benchmark
-from lossval_odv.store import ResultStore
+from tests.helpers import PLUGIN, grid_config
 
 REPO = Path(__file__).resolve().parents[1]
-PLUGIN = "tests.tiny_datasets"
-
-
-def grid_config(name: str = "tinygrid", **overrides) -> dict:
-    """2 tiny datasets x label noise 0.2 x 2 runs x (LossVal 1 epoch, KNN-Shapley)."""
-    config = {
-        "name": name,
-        "plugins": [PLUGIN],
-        "datasets": ["tiny_clf", "tiny_reg"],
-        "noise_types": ["label"],
-        "noise_rates": [0.2],
-        "runs": 2,
-        "seed": 7,
-        "split": {"train": 100, "valid": 20, "test": 60},
-        "methods": [
-            {"name": "lossval", "evaluator": "lossvalodv", "params": {"epochs": 1}},
-            {"name": "knn", "evaluator": "knnshapley"},
-        ],
-    }
-    config.update(overrides)
-    return config
 
 
 def kill_config(tmp: Path, **overrides) -> dict:
@@ -128,6 +108,7 @@ def serial_run(tmp_path_factory) -> dict[str, dict]:
     return rows(summary.store)
 
 
+@pytest.mark.slow
 def test_local_pool_equals_serial(serial_run, tmp_path):
     summary = run_benchmark(
         parse_config(grid_config()), output_dir=tmp_path, backend="local", n_jobs=2,
@@ -137,6 +118,7 @@ def test_local_pool_equals_serial(serial_run, tmp_path):
     assert_same_results(serial_run, rows(summary.store))
 
 
+@pytest.mark.slow
 def test_ray_equals_serial(serial_run, ray_cluster, tmp_path):
     summary = run_benchmark(
         parse_config(grid_config()), output_dir=tmp_path, backend="ray", progress=False
@@ -159,6 +141,7 @@ def check_killed_workers(summary: RunSummary, tmp: Path) -> None:
     assert "WorkerDied" in failure.message or "Crash" in failure.message
 
 
+@pytest.mark.slow
 def test_local_pool_retries_a_killed_worker(tmp_path):
     summary = run_benchmark(
         parse_config(kill_config(tmp_path)), output_dir=tmp_path / "out", backend="local",
@@ -174,7 +157,7 @@ def test_local_pool_survives_a_pool_broken_between_two_submits():
     from concurrent.futures import ThreadPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    from lossval_odv.backends.local import LocalPoolBackend
+    from lossval_odv.bench.backends.local import LocalPoolBackend
 
     class BreaksOnSecondSubmit(ThreadPoolExecutor):
         submits = 0
@@ -194,6 +177,7 @@ def test_local_pool_survives_a_pool_broken_between_two_submits():
     assert BreaksOnSecondSubmit.submits == len(cells) + 1
 
 
+@pytest.mark.slow
 def test_ray_retries_a_killed_worker(ray_cluster, tmp_path):
     summary = run_benchmark(
         parse_config(kill_config(tmp_path)), output_dir=tmp_path / "out", backend="ray",
@@ -231,6 +215,7 @@ def _count(store: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path):
     """SIGKILL the whole CLI job (driver and pool) once some cells are stored; the
     rerun keeps every stored row and computes only the rest.
@@ -272,9 +257,9 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path):
 
 def test_auto_backend_and_gpu_shares(monkeypatch):
     assert resolve_backend("serial", None) == ("serial", usable_cores())
-    monkeypatch.setattr("lossval_odv.backends.usable_cores", lambda: 1)
+    monkeypatch.setattr("lossval_odv.bench.backends.usable_cores", lambda: 1)
     assert resolve_backend("auto", None) == ("serial", 1)
-    monkeypatch.setattr("lossval_odv.backends.usable_cores", lambda: 4)
+    monkeypatch.setattr("lossval_odv.bench.backends.usable_cores", lambda: 4)
     assert resolve_backend(None, None) == ("local", 4)
     assert resolve_backend("auto", 1) == ("serial", 1)
     assert parse_config(grid_config()).backend == "auto"

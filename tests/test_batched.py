@@ -11,7 +11,7 @@ from geomloss._legacy.sinkhorn_divergence import epsilon_schedule
 from lossval_odv.core import fit_lossval
 from lossval_odv.core.batched import fit_lossval_batched, init_stacked_mlp
 from lossval_odv.core.sinkhorn import epsilon_schedules, sinkhorn_divergence
-from tests.conftest import planted_noise_task
+from tests.helpers import planted_noise_task
 from tests.reference_lossval import reference_fit_lossval
 
 from opendataval.experiment.util import f1_score, oned_twonn_clustering
@@ -145,6 +145,7 @@ def _stacked_tasks(task, seeds, n=200):
 # Adam turns the sign of any tiny gradient into a full lr step.
 @pytest.mark.parametrize("task", ["classification", "regression"])
 @pytest.mark.parametrize("n", [200, 250])  # 250: a last batch of 26, odd vector tails
+@pytest.mark.slow
 def test_batched_runs_equal_single_runs_and_the_geomloss_reference(task, n):
     x, y, x_val, _ = _stacked_tasks(task, [0, 1, 2], n=n)
     seeds = [5, 6, 7]
@@ -180,6 +181,7 @@ def test_batched_is_deterministic_and_order_independent():
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.slow
 def test_batched_detection_f1_equals_single_runs(task):
     x, y, x_val, noisy = _stacked_tasks(task, [1, 2], n=1000)
     results = fit_lossval_batched(x, y, x_val, task=task, seeds=[1, 2], epochs=5, device="cpu")

@@ -11,14 +11,14 @@ from geomloss import SamplesLoss
 
 from lossval_odv.core import fit_lossval, make_mlp, per_sample_loss
 from lossval_odv.core.losses import SinkhornOT, lossval_loss, max_distance_to
-from tests.conftest import planted_noise_task
+from tests.helpers import planted_noise_task
 from tests.reference_lossval import batch_diameters, epoch_permutations
 
 from opendataval.experiment.util import f1_score, oned_twonn_clustering
 
 
 def reference_loss(task, model, x_b, y_b, w_b, x_val):
-    """PROTOCOL.md's formula in float64, written out independently of the package."""
+    """the paper's formula in float64, written out independently of the package."""
     out = model(x_b)
     if task == "classification":
         per = -(y_b * torch.log(out + 1e-8)).sum(1)

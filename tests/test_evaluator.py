@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lossval_odv import LossValODV, compat
-from tests.conftest import planted_noise_task
+from tests.helpers import planted_noise_task
 
 from opendataval.dataloader import DataFetcher, mix_labels
 from opendataval.dataval import DataEvaluator, KNNShapley
@@ -31,6 +31,7 @@ def _fetcher(n_train: int, seed: int = 0) -> DataFetcher:
     return fetcher.noisify(mix_labels, noise_rate=0.2)
 
 
+@pytest.mark.slow
 def test_mediator_runs_lossval_with_baseline_detection_and_removal(caplog):
     # 1003 is not a multiple of round(0.05 * 1003) = 50: upstream remove_high_low breaks here
     fetcher = _fetcher(1003)

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from lossval_odv.core import make_mlp
+from lossval_odv.core.cleanlab_quality import cleanlab_values
+from lossval_odv.core.loss_trajectory import loss_trajectory_values
+from lossval_odv.core.tracin import checkpoint_epochs, tracin_values
 from lossval_odv.evaluators import CleanlabQuality, LossTrajectory, TracIn
-from lossval_odv.evaluators.cleanlab_eval import cleanlab_values
-from lossval_odv.evaluators.loss_trajectory import loss_trajectory_values
-from lossval_odv.evaluators.tracin import checkpoint_epochs, tracin_values
-from tests.conftest import planted_noise_task
+from tests.helpers import planted_noise_task
 
 from opendataval.dataloader import DataFetcher, mix_labels
 from opendataval.dataval import DataEvaluator
@@ -176,6 +176,7 @@ def test_seeded_runs_are_identical_and_seeds_matter(make):
         ("cleanlab", "regression", 0.45),  # min measured 0.58
     ],
 )
+@pytest.mark.slow
 def test_detects_planted_label_noise_above_chance(name, task, threshold):
     x, y, x_val, y_val, noisy = _split_task(1, task)
     if name == "losstrajectory":

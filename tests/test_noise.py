@@ -1,11 +1,11 @@
-"""Mixed noise exactly as PROTOCOL.md; label and feature noise are OpenDataVal's own."""
+"""Mixed noise exactly as the paper's protocol; label and feature noise are OpenDataVal's own."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lossval_odv.noise import NOISE_FUNCTIONS, mixed_noise
+from lossval_odv.bench.noise import NOISE_FUNCTIONS, mixed_noise
 
 from opendataval.dataloader import DataFetcher
 

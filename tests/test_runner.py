@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lossval_odv.config import ConfigError, load_config, parse_config
-from lossval_odv.grid import expand, shard
-from lossval_odv.store import ResultStore
+from lossval_odv.bench.config import ConfigError, load_config, parse_config
+from lossval_odv.bench.grid import expand, shard
+from lossval_odv.bench.store import ResultStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,6 +55,7 @@ def _env(data_dir: Path) -> dict:
     return {**os.environ, "LOSSVAL_ODV_DATA": str(data_dir), "PYTHONPATH": str(REPO)}
 
 
+@pytest.mark.slow
 def test_tiny_config_end_to_end(tmp_path, shared_datasets):
     config = _write(tmp_path, {**TINY, "output_dir": str(tmp_path / "out")})
     done = _cli("run", str(config), "--quiet", env=_env(shared_datasets))
@@ -85,6 +86,7 @@ def _children(pid: int) -> list[int]:
     return children
 
 
+@pytest.mark.slow
 def test_sigkill_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, shared_datasets):
     config = {
         **TINY,
@@ -152,6 +154,7 @@ def test_malformed_configs_name_the_key(change, message):
     assert message in str(error.value)
 
 
+@pytest.mark.slow
 def test_cli_refuses_bad_config_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     bad_yaml = tmp_path / "broken.yaml"
@@ -172,7 +175,9 @@ def test_grid_seeds_are_shared_within_a_run_and_shards_partition_the_grid():
     assert len(cells) == 2 * 1 * 2 * 3 * 2
     by_run: dict = {}
     for cell in cells:
-        by_run.setdefault(cell.run_key, set()).add(cell.data_seed)
+        by_run.setdefault((cell.dataset, cell.noise, cell.rate, cell.run), set()).add(
+            cell.data_seed
+        )
     assert all(len(seeds) == 1 for seeds in by_run.values())
     assert len({c.data_seed for c in cells}) == len(by_run)
     assert len({c.key for c in cells}) == len(cells)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import tests.tiny_datasets  # noqa: F401  (tiny datasets in this process)
-from lossval_odv.cell import compute_cell
-from lossval_odv.config import parse_config
-from lossval_odv.grid import batch_group, expand, shard
-from lossval_odv.tasks import compute_task, plan_tasks
-from tests.test_backends import grid_config
+from lossval_odv.bench.cell import compute_cell
+from lossval_odv.bench.config import parse_config
+from lossval_odv.bench.grid import batch_group, expand, shard
+from lossval_odv.bench.tasks import compute_task, plan_tasks
+from tests.helpers import grid_config
 
 
 def _cells(**overrides):
@@ -71,7 +71,7 @@ def test_cells_that_cannot_train_together_fall_back_to_single_runs():
     cells = [c for c in _cells(datasets=["tiny_clf"], runs=1) if c.evaluator == "lossvalodv"]
     odd = dataclasses.replace(cells[1], split=(80, 20, 60))  # another train size
     task = (cells[0], odd)
-    with pytest.warns(UserWarning, match="batched LossVal of 2 cells .* one by one"):
+    with pytest.warns(UserWarning, match="batched training of 2 lossvalodv cells .* one by one"):
         results = compute_task(task)
     for result, cell in zip(results, task, strict=True):
         alone = compute_cell(cell)

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from lossval_odv import failures
-from lossval_odv.config import ConfigError, load_config, parse_config
-from lossval_odv.grid import expand
-from lossval_odv.report import build_report
-from lossval_odv.runner import run_benchmark
-from lossval_odv.store import ResultStore, StoreError, StoreLockedError
+from lossval_odv.bench import failures
+from lossval_odv.bench.config import ConfigError, load_config, parse_config
+from lossval_odv.bench.grid import expand
+from lossval_odv.bench.runner import run_benchmark
+from lossval_odv.bench.store import ResultStore, StoreError, StoreLockedError
+from lossval_odv.reporting.report import build_report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -310,7 +310,7 @@ def test_second_driver_on_the_same_store_is_refused(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from lossval_odv.store import ResultStore\n"
+            "import sys, time; from lossval_odv.bench.store import ResultStore\n"
             f"with ResultStore({str(store.path)!r}).exclusive():\n"
             "    print('locked', flush=True); time.sleep(60)",
         ],
@@ -337,92 +337,6 @@ def test_second_driver_on_the_same_store_is_refused(tmp_path: Path) -> None:
             time.sleep(0.1)
     else:
         pytest.fail("the lock of a killed driver was not released")
-
-
-# ------------------------------------------------------------- 6. the report as a whole
-
-
-def _snapshot(out: Path) -> dict[str, bytes]:
-    """Every file of a report directory (the store aside), by relative path."""
-    return {
-        str(p.relative_to(out)): p.read_bytes()
-        for p in sorted(out.rglob("*"))
-        if p.is_file() and not p.name.startswith("store.")
-    }
-
-
-def _text_snapshot(out: Path) -> dict[str, bytes]:
-    return {k: v for k, v in _snapshot(out).items() if k.endswith((".csv", ".md"))}
-
-
-def _flipped_store(tmp_path: Path) -> Path:
-    from tests.test_report import fill_store
-
-    return fill_store(tmp_path / "flipped.sqlite", flip=True).path
-
-
-def test_killed_build_leaves_the_old_report_untouched(tmp_path: Path, monkeypatch) -> None:
-    from lossval_odv import report
-    from tests.test_report import _config as report_config
-    from tests.test_report import fill_store
-
-    out = tmp_path / "out"
-    store = fill_store(tmp_path / "store.sqlite")
-    build_report(report_config(), store_path=store.path, output_dir=out)
-    before = _snapshot(out)
-
-    def killed(*args, **kwargs):
-        raise KeyboardInterrupt  # what SIGINT raises; a kill stops at the same point
-
-    monkeypatch.setattr(report, "make_figures", killed)
-    with pytest.raises(KeyboardInterrupt):
-        build_report(report_config(), store_path=_flipped_store(tmp_path), output_dir=out)
-    assert _snapshot(out) == before
-    assert not [p for p in out.rglob("*") if p.name.startswith(".")]
-
-
-def test_killed_publish_is_completed_by_the_next_build(tmp_path: Path, monkeypatch) -> None:
-    from lossval_odv import publish
-    from lossval_odv.report import REPORT_ENTRIES
-    from tests.test_report import _config as report_config
-    from tests.test_report import fill_store
-
-    flipped = _flipped_store(tmp_path)
-    reference = tmp_path / "reference"
-    build_report(report_config(), store_path=flipped, output_dir=reference)
-    out = tmp_path / "out"
-    build_report(report_config(), store_path=fill_store(tmp_path / "s.sqlite").path, output_dir=out)
-    renames = []
-    real_rename = Path.rename
-
-    def rename_then_die(self: Path, target):
-        renames.append(self)
-        if len(renames) == 3:  # results/ is new, the rest old: a mix on disk
-            raise KeyboardInterrupt
-        return real_rename(self, target)
-
-    monkeypatch.setattr(Path, "rename", rename_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        build_report(report_config(), store_path=flipped, output_dir=out)
-    monkeypatch.setattr(Path, "rename", real_rename)
-    assert _text_snapshot(out) != _text_snapshot(reference)
-    publish.recover(out, REPORT_ENTRIES)  # what the next build does first
-    assert _text_snapshot(out) == _text_snapshot(reference)
-    assert not [p for p in out.rglob("*") if p.name.startswith(".")]
-
-
-def test_report_files_respect_the_umask(tmp_path: Path) -> None:
-    from tests.test_report import _config as report_config
-    from tests.test_report import fill_store
-
-    store = fill_store(tmp_path / "store.sqlite")
-    previous = os.umask(0o027)
-    try:
-        build_report(report_config(), store_path=store.path, output_dir=tmp_path / "out")
-    finally:
-        os.umask(previous)
-    modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "out").rglob("*") if p.is_file()}
-    assert modes == {0o640}
 
 
 def test_cli_report_of_a_config_without_cells_in_the_store(tmp_path: Path, capsys) -> None:

@@ -1,4 +1,5 @@
-"""LossVal without OpenDataVal: the loss, the networks and the trainer."""
+"""The library without OpenDataVal: LossVal (loss, networks, engine, trainer), input checks,
+and the functional cores of TracIn, loss trajectory and cleanlab (submodules)."""
 
 from lossval_odv.core.losses import lossval_loss, per_sample_loss
 from lossval_odv.core.mlp import Task, make_mlp

@@ -6,7 +6,7 @@ only the arithmetic is shared:
 * the R networks are one stack of parameters (R, out, in) / (R, out), applied with
   ``torch.baddbmm`` (a one-output layer as a reduction) and initialised exactly like
   ``make_mlp`` under each run's seed;
-* the batches are gathered with per-run permutations (``_epoch_permutations(n, epochs,
+* the batches are gathered with per-run permutations (``epoch_permutations(n, epochs,
   seed + 1)``, drawn one epoch at a time), and every batch's diameter is 1.1 times the
   largest distance between its points and the run's validation set;
 * the Sinkhorn divergences of the R batches are one call of the batched solver of
@@ -44,9 +44,26 @@ from lossval_odv.core.sinkhorn import (
     squared_cost,
     symmetric_potential,
 )
-from lossval_odv.core.trainer import LossValResult, check_inputs
+from lossval_odv.core.validation import check_inputs
 
-__all__ = ["BatchedOT", "fit_lossval_batched", "init_stacked_mlp", "stacked_mlp_forward"]
+__all__ = [
+    "BatchedOT",
+    "LossValResult",
+    "fit_lossval_batched",
+    "init_stacked_mlp",
+    "stacked_mlp_forward",
+]
+
+
+@dataclass(frozen=True)
+class LossValResult:
+    """What one run returns: the data values (final weights) and the trained network."""
+
+    values: np.ndarray
+    model: torch.nn.Module
+    seed: int
+    device: str
+
 
 # ----------------------------------------------------------------------------------------
 # Stacked MLPs
@@ -342,7 +359,7 @@ def _has_fused_adam(device: torch.device) -> bool:
 
 
 class EpochShuffler:
-    """The permutations of ``_epoch_permutations(n, epochs, seed)``, one epoch at a time."""
+    """The permutations of ``epoch_permutations(n, epochs, seed)``, one epoch at a time."""
 
     def __init__(self, n: int, seed: int) -> None:
         self.n = n

@@ -13,10 +13,10 @@ import torch
 from geomloss import SamplesLoss
 
 from lossval_odv.core.mlp import Task
+from lossval_odv.core.sinkhorn import BLUR
 
 CE_EPS = 1e-8
 DIAMETER_FACTOR = 1.1
-BLUR = 0.05
 
 
 def per_sample_loss(*, task: Task, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -33,11 +33,6 @@ def per_sample_loss(*, task: Task, outputs: torch.Tensor, targets: torch.Tensor)
 def max_distance_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """``max_v ||x_i - reference_v||`` for every row of ``x``, shape (n,)."""
     return torch.cdist(x, reference).amax(dim=-1)
-
-
-def batch_diameter(x_batch: torch.Tensor, x_val: torch.Tensor) -> float:
-    """The diameter rule of PROTOCOL.md for one batch (a host float; syncs)."""
-    return DIAMETER_FACTOR * float(torch.cdist(x_batch, x_val).max())
 
 
 class SinkhornOT:

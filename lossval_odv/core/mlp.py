@@ -8,7 +8,7 @@ from torch import nn
 
 Task = Literal["classification", "regression"]
 
-# PROTOCOL.md: classification 5 linear layers of width 100 with ReLU and a softmax output;
+# the paper's protocol: classification 5 linear layers of width 100 with ReLU and a softmax output;
 # regression 3 linear layers of width 90 with Tanh and a linear output.
 DEFAULT_SHAPE: dict[str, tuple[int, int]] = {
     "classification": (5, 100),

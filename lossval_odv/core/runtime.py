@@ -63,3 +63,9 @@ def intra_op_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def epoch_permutations(n: int, epochs: int, seed: int) -> torch.Tensor:
+    """Every epoch's shuffling of ``n`` points, from a generator seeded with ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randperm(n, generator=generator) for _ in range(epochs)])

@@ -1,6 +1,7 @@
 """The LossVal paper's twelve datasets, registered in OpenDataVal under their names.
 
-Importing :mod:`lossval_odv` registers them, replacing opendataval 1.3.0's
+The first ``import opendataval`` after ``import lossval_odv`` registers them (see
+:func:`lossval_odv.compat.integrate`), replacing opendataval 1.3.0's
 ``fetch_openml``-only loaders for the same names (see :mod:`.register`). Sources, in
 order: a data directory of ``NAME.csv.gz`` verified by checksum, scikit-learn's OpenML
 cache, OpenML over the network (see :mod:`.sources`). Preprocessing is OpenDataVal's
@@ -19,8 +20,6 @@ from lossval_odv.datasets.loader import available_offline, load_dataset
 from lossval_odv.datasets.prefetch import prefetch, prefetch_main
 from lossval_odv.datasets.register import UPSTREAM_REGISTRATIONS, register_datasets
 from lossval_odv.datasets.sources import resolve_data_dir, set_data_dir
-
-register_datasets()
 
 __all__ = [
     "DATASETS",

@@ -14,10 +14,10 @@ import gzip
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from lossval_odv.atomic_files import write_bytes
 from lossval_odv.datasets.catalog import DATASETS, DatasetSpec, get_spec
 from lossval_odv.datasets.errors import DatasetError, PrefetchError
 from lossval_odv.datasets.sources import (
@@ -29,20 +29,6 @@ from lossval_odv.datasets.sources import (
     fetch_from_openml,
     read_manifest,
 )
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def encode_dataset(raw: RawDataset) -> bytes:
@@ -58,7 +44,7 @@ def encode_dataset(raw: RawDataset) -> bytes:
 def write_dataset(data_dir: Path, spec: DatasetSpec, raw: RawDataset) -> dict:
     """Write ``spec``'s file into ``data_dir``; return its manifest entry."""
     data = encode_dataset(raw)
-    atomic_write(data_dir / spec.file_name, data)
+    write_bytes(data_dir / spec.file_name, data)
     return {
         "sha256": hashlib.sha256(data).hexdigest(),
         "rows": len(raw.features),
@@ -74,7 +60,7 @@ def write_manifest(data_dir: Path, files: dict[str, dict]) -> Path:
     """Write ``manifest.json`` (sorted, one entry per file) atomically."""
     path = data_dir / MANIFEST_NAME
     content = {"format": MANIFEST_FORMAT, "files": dict(sorted(files.items()))}
-    atomic_write(path, (json.dumps(content, indent=2) + "\n").encode("utf-8"))
+    write_bytes(path, (json.dumps(content, indent=2) + "\n").encode("utf-8"))
     return path
 
 

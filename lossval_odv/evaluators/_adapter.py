@@ -9,20 +9,7 @@ import numpy as np
 import torch
 
 from lossval_odv.core.mlp import Task
-from lossval_odv.core.trainer import is_one_hot
-
-
-def infer_task(y_train: np.ndarray) -> Task:
-    """One-hot labels mean classification; 1-D or single-column targets regression."""
-    if y_train.ndim == 1 or (y_train.ndim == 2 and y_train.shape[1] == 1):
-        return "regression"
-    if is_one_hot(y_train):
-        return "classification"
-    raise ValueError(
-        f"cannot tell the task from y_train of shape {y_train.shape}: classification needs "
-        "one-hot labels (one 1 per row); regression needs a 1-D or single-column target. "
-        "Pass task='regression' for a multi-output regression target."
-    )
+from lossval_odv.core.validation import infer_task
 
 
 def _to_numpy(name: str, data: Any, owner: str = "LossValODV") -> np.ndarray:

@@ -12,6 +12,7 @@ from lossval_odv.core.batched import fit_lossval_batched
 from lossval_odv.core.runtime import RandomStateLike
 from lossval_odv.core.trainer import LossValResult, fit_lossval
 from lossval_odv.evaluators._adapter import OwnNetworkAdapter
+from lossval_odv.evaluators.capabilities import Capabilities
 
 from opendataval.dataval.api import DataEvaluator, ModelLessMixin
 
@@ -73,6 +74,7 @@ class LossValODV(OwnNetworkAdapter, ModelLessMixin, DataEvaluator):
         self.random_state = random_state
 
     needs_validation = True
+    capabilities = Capabilities(trains_together=True, gpu_share=0.25, device_argument="str")
 
     def _training_settings(self) -> dict[str, Any]:
         """What ``fit_lossval`` takes from the constructor (besides data and seed)."""
@@ -103,39 +105,39 @@ class LossValODV(OwnNetworkAdapter, ModelLessMixin, DataEvaluator):
         """The learned weights, one per training point (higher = more valuable)."""
         return self._values()
 
+    @classmethod
+    def train_together(cls, evaluators: Sequence[LossValODV]) -> None:
+        """Train several evaluators in one batched run (``fit_lossval_batched``).
 
-def train_together(evaluators: Sequence[LossValODV]) -> None:
-    """Train several ``LossValODV`` evaluators in one batched run (``fit_lossval_batched``).
-
-    Each evaluator must hold its data (``input_data`` or ``setup``) and all must share
-    their settings, task and data shapes; their data and seeds may differ. Every evaluator
-    then holds the values that its own ``train_data_values()`` would give, up to float32
-    rounding (batched vs. unbatched matrix products). Raises ``ValueError`` when they are
-    not compatible, before any training.
-    """
-    if not evaluators:
-        raise ValueError("no evaluators to train")
-    first = evaluators[0]
-    settings = first._training_settings()
-    tasks = set()
-    for evaluator in evaluators:
-        if not isinstance(evaluator, LossValODV):
-            raise TypeError(f"expected LossValODV evaluators, got {type(evaluator).__name__}")
-        if evaluator._training_settings() != settings:
-            raise ValueError(
-                "evaluators trained together need the same settings: "
-                f"{evaluator._training_settings()} vs {settings}"
-            )
-        tasks.add(evaluator._prepare((), {}, "", logger))
-    if len(tasks) != 1:
-        raise ValueError(f"evaluators trained together need one task, got {sorted(tasks)}")
-    results = fit_lossval_batched(
-        [e.x_train for e in evaluators],
-        [e.y_train for e in evaluators],
-        [e.x_valid for e in evaluators],
-        task=tasks.pop(),
-        seeds=[e.random_state for e in evaluators],
-        **settings,
-    )
-    for evaluator, result in zip(evaluators, results, strict=True):
-        evaluator.result_ = result
+        Each evaluator must hold its data (``input_data`` or ``setup``) and all must share
+        their settings, task and data shapes; their data and seeds may differ. Every evaluator
+        then holds the values that its own ``train_data_values()`` would give, up to float32
+        rounding (batched vs. unbatched matrix products). Raises ``ValueError`` when they are
+        not compatible, before any training.
+        """
+        if not evaluators:
+            raise ValueError("no evaluators to train")
+        first = evaluators[0]
+        settings = first._training_settings()
+        tasks = set()
+        for evaluator in evaluators:
+            if not isinstance(evaluator, cls):
+                raise TypeError(f"expected LossValODV evaluators, got {type(evaluator).__name__}")
+            if evaluator._training_settings() != settings:
+                raise ValueError(
+                    "evaluators trained together need the same settings: "
+                    f"{evaluator._training_settings()} vs {settings}"
+                )
+            tasks.add(evaluator._prepare((), {}, "", logger))
+        if len(tasks) != 1:
+            raise ValueError(f"evaluators trained together need one task, got {sorted(tasks)}")
+        results = fit_lossval_batched(
+            [e.x_train for e in evaluators],
+            [e.y_train for e in evaluators],
+            [e.x_valid for e in evaluators],
+            task=tasks.pop(),
+            seeds=[e.random_state for e in evaluators],
+            **settings,
+        )
+        for evaluator, result in zip(evaluators, results, strict=True):
+            evaluator.result_ = result

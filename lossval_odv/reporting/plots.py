@@ -18,7 +18,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from lossval_odv.export import discovery_long, removal_long, write_atomic  # noqa: E402
+from lossval_odv.atomic_files import write_atomic  # noqa: E402
+from lossval_odv.reporting.export import (  # noqa: E402
+    discovery_long,
+    mean_sem,
+    removal_long,
+)
 
 METRIC_LABELS = {"accuracy": "test accuracy", "neg_mse": "test negative MSE"}
 LEGEND_WIDTH = 1.8  # inches added to multi-panel figures for the legend on their right
@@ -40,7 +45,7 @@ def save_figure(figure: Figure, path: Path) -> Path:
 
 
 def _sem(values: pd.Series) -> float:
-    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+    return mean_sem(values)[1]
 
 
 def _panels(count: int, width: float = 4.8) -> tuple[Figure, np.ndarray]:
@@ -124,7 +129,7 @@ def plot_f1_by_rate(
             axis.errorbar(
                 stats.index,
                 stats["mean"],
-                yerr=stats["_sem"],
+                yerr=stats["_sem"].fillna(0.0),  # one run: no SEM, a bar of length 0
                 label=method,
                 color=colors[method],
                 marker="o",

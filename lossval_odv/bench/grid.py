@@ -15,7 +15,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lossval_odv.config import BenchmarkConfig
+from lossval_odv.bench.config import BenchmarkConfig
+from lossval_odv.evaluators.capabilities import capabilities_of
 
 GRID_VERSION = 1  # bump when a change alters what a cell computes, to invalidate old rows
 
@@ -50,11 +51,6 @@ class Cell:
         payload = {k: v for k, v in asdict(self).items() if k != "data_dir"}
         payload["grid_version"] = GRID_VERSION
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
-
-    @property
-    def run_key(self) -> tuple[str, str, float, int]:
-        """Cells with the same run key share their noisy data."""
-        return (self.dataset, self.noise, self.rate, self.run)
 
     def describe(self) -> str:
         return f"{self.dataset}/{self.noise}@{self.rate:g}/run{self.run}/{self.method}"
@@ -92,13 +88,11 @@ def expand(config: BenchmarkConfig) -> list[Cell]:
     return cells
 
 
-BATCHABLE_EVALUATORS = ("lossvalodv",)
-
-
 def batch_group(cell: Cell) -> tuple | None:
-    """Cells with the same (non-None) group can train together in the batched LossVal
-    trainer: same dataset and method, hence the same settings and data shapes."""
-    if cell.evaluator not in BATCHABLE_EVALUATORS:
+    """Cells with the same (non-None) group can train together (their evaluator's
+    ``trains_together`` capability): same dataset and method, hence the same settings and
+    data shapes."""
+    if not capabilities_of(cell.evaluator).trains_together:
         return None
     return (cell.dataset, cell.method, cell.split, cell.device)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from lossval_odv.cell import CellResult, failed_result
-from lossval_odv.tasks import Task, compute_task
+from lossval_odv.bench.cell import failed_result
+from lossval_odv.bench.records import CellResult
+from lossval_odv.bench.tasks import Task, compute_task
 
 
 class SerialBackend:

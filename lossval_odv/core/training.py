@@ -22,52 +22,12 @@ from torch import nn
 
 from lossval_odv.core.losses import per_sample_loss
 from lossval_odv.core.mlp import Task, make_mlp
-from lossval_odv.core.trainer import (
-    _as_2d_float,
-    _epoch_permutations,
-    check_inputs,
-    is_one_hot,
-)
+from lossval_odv.core.runtime import epoch_permutations
+from lossval_odv.core.validation import check_schedule
 
 StepHook = Callable[[int, torch.Tensor, torch.Tensor], None]
 EpochHook = Callable[[int, nn.Module], None]
 OptimizerName = Literal["adam", "sgd"]
-
-
-def check_training_set(
-    x_train: object, y_train: object, *, task: Task
-) -> tuple[np.ndarray, np.ndarray]:
-    """``core.check_inputs`` for evaluators that need no validation set."""
-    x_a, y_a, _ = check_inputs(x_train, y_train, _as_2d_float("x_train", x_train), task=task)
-    return x_a, y_a
-
-
-def check_validation_set(
-    x_val: object, y_val: object, *, task: Task, n_features: int, n_outputs: int, owner: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a labelled validation set against the training set's shapes."""
-    if x_val is None or y_val is None:
-        raise ValueError(f"{owner} needs a validation set (x_val or y_val is None)")
-    x_a = _as_2d_float("x_val", x_val)
-    y_a = _as_2d_float("y_val", y_val)
-    if len(x_a) == 0:
-        raise ValueError(f"{owner} needs a validation set, but x_val is empty")
-    if len(x_a) != len(y_a):
-        raise ValueError(f"x_val has {len(x_a)} rows but y_val has {len(y_a)}")
-    if x_a.shape[1] != n_features:
-        raise ValueError(f"x_train has {n_features} features but x_val has {x_a.shape[1]}")
-    if y_a.shape[1] != n_outputs:
-        raise ValueError(f"y_train has {n_outputs} columns but y_val has {y_a.shape[1]}")
-    if task == "classification" and not is_one_hot(y_a):
-        raise ValueError("classification needs one-hot validation labels (y_val)")
-    return x_a, y_a
-
-
-def check_schedule(epochs: int, lr: float, batch_size: int) -> None:
-    if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise ValueError(
-            f"epochs and batch_size must be >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}"
-        )
 
 
 def as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -112,7 +72,7 @@ def train_mlp(
         opt = torch.optim.SGD(model.parameters(), lr=lr)
     else:
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    permutations = _epoch_permutations(len(x), epochs, seed + 1).to(x.device)
+    permutations = epoch_permutations(len(x), epochs, seed + 1).to(x.device)
     model.train()
     for epoch in range(epochs):
         order = permutations[epoch]

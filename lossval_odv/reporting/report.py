@@ -3,8 +3,8 @@
 :func:`build_report` reads a results store and writes, under the output directory,
 ``results/`` (paper-layout CSVs), ``tables/`` (mean ± SEM, CSV and markdown),
 ``figures/`` (PNG) and ``report.md``. Every number in the report is computed from the
-store; the claims section states for each claim of PROTOCOL.md whether it holds here, and
-"Where each method wins" (:mod:`lossval_odv.wins`) names the best method per task, noise
+store; the claims section states for each claim of the paper whether it holds here, and
+"Where each method wins" (:mod:`lossval_odv.reporting.wins`) names the best method per task, noise
 type, metric and dataset.
 """
 
@@ -17,17 +17,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from lossval_odv import export, publish, wins
-from lossval_odv.config import BenchmarkConfig
-from lossval_odv.failures import failures_markdown, group_failures
-from lossval_odv.grid import expand
-from lossval_odv.plots import make_figures
-from lossval_odv.store import ResultStore
+from lossval_odv.bench.config import BenchmarkConfig
+from lossval_odv.bench.failures import failures_markdown, group_failures
+from lossval_odv.bench.grid import expand
+from lossval_odv.bench.store import ResultStore
+from lossval_odv.evaluators import KEYS
+from lossval_odv.reporting import export, publish, wins
+from lossval_odv.reporting.plots import make_figures
 
-LOSSVAL = "lossvalodv"
+LOSSVAL = KEYS["LossValODV"]
 LAVA = "lavaevaluator"
 RANDOM = "randomevaluator"
-# OpenDataVal evaluators that refit the prediction model many times (PROTOCOL.md budgets).
+# OpenDataVal evaluators that refit the prediction model many times (the paper's protocol budgets).
 RETRAINING = (
     "dataoob",
     "ame",
@@ -38,10 +39,10 @@ RETRAINING = (
     "betashapley",
     "dvrl",
 )
-# Evaluators added beyond the paper's comparison (issue 7): the claims are about the
+# Evaluators added beyond the paper's comparison: the claims are about the
 # paper's methods, so these are left out of the checks and compared in "Where each
 # method wins" instead.
-BEYOND_PAPER = ("tracin", "losstrajectory", "cleanlabquality")
+BEYOND_PAPER = (KEYS["TracIn"], KEYS["LossTrajectory"], KEYS["CleanlabQuality"])
 HOLDS, FAILS = "holds", "does not hold"
 MIN_SPEEDUP = 10.0  # "one to two orders of magnitude"
 REPORT_ENTRIES = ("results", "tables", "figures", "report.md")  # report.md, the entry, last
@@ -195,7 +196,7 @@ def check_runtime(frame: pd.DataFrame) -> list[ClaimCheck]:
 
 
 def check_claims(frame: pd.DataFrame) -> list[ClaimCheck]:
-    """Every claim of PROTOCOL.md's "What the paper claims", checked on the ``ok`` rows of
+    """Every claim of the paper's protocol ("What the paper claims"), checked on the ``ok`` rows of
     the paper's methods (``BEYOND_PAPER`` evaluators left out)."""
     frame = frame[~frame["evaluator"].isin(BEYOND_PAPER)]
     return [
@@ -333,7 +334,7 @@ def build_report(
         The results store.
     output_dir : str or Path
         Where ``results/``, ``tables/``, ``figures/`` and ``report.md`` go. The report is
-        built aside and replaces an earlier one as a whole (:mod:`lossval_odv.publish`):
+        built aside and replaces an earlier one as a whole (:mod:`lossval_odv.reporting.publish`):
         none of its CSV, markdown or PNG files remain; other files there are kept.
 
     Returns

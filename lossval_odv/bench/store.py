@@ -24,44 +24,50 @@ import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lossval_odv.cell import CellResult
-from lossval_odv.export import current_umask
+from lossval_odv.atomic_files import current_umask
+from lossval_odv.bench.records import CellResult
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS cells (
-    key TEXT PRIMARY KEY,
-    config TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    task TEXT NOT NULL,
-    noise TEXT NOT NULL,
-    rate REAL NOT NULL,
-    run INTEGER NOT NULL,
-    method TEXT NOT NULL,
-    evaluator TEXT NOT NULL,
-    params TEXT NOT NULL,
-    data_seed INTEGER NOT NULL,
-    method_seed INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    error TEXT,
-    f1 REAL,
-    auroc REAL,
-    auprc REAL,
-    seconds REAL,
-    total_seconds REAL,
-    device TEXT,
-    versions TEXT,
-    curves TEXT,
-    values_blob BLOB,
-    noisy_blob BLOB,
-    attempts INTEGER NOT NULL DEFAULT 1,
-    finished_at REAL NOT NULL
+# the table's columns, in order, with their SQL types
+COLUMNS: dict[str, str] = {
+    "key": "TEXT PRIMARY KEY",
+    "config": "TEXT NOT NULL",
+    "dataset": "TEXT NOT NULL",
+    "task": "TEXT NOT NULL",
+    "noise": "TEXT NOT NULL",
+    "rate": "REAL NOT NULL",
+    "run": "INTEGER NOT NULL",
+    "method": "TEXT NOT NULL",
+    "evaluator": "TEXT NOT NULL",
+    "params": "TEXT NOT NULL",
+    "data_seed": "INTEGER NOT NULL",
+    "method_seed": "INTEGER NOT NULL",
+    "status": "TEXT NOT NULL",
+    "error": "TEXT",
+    "f1": "REAL",
+    "auroc": "REAL",
+    "auprc": "REAL",
+    "seconds": "REAL",
+    "total_seconds": "REAL",
+    "device": "TEXT",
+    "versions": "TEXT",
+    "curves": "TEXT",
+    "values_blob": "BLOB",
+    "noisy_blob": "BLOB",
+    "attempts": "INTEGER NOT NULL DEFAULT 1",
+    "finished_at": "REAL NOT NULL",
+}
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS cells (\n"
+    + ",\n".join(f"    {name} {kind}" for name, kind in COLUMNS.items())
+    + "\n)"
 )
-"""
+# decoded on request only: the big ones
+DETAIL_COLUMNS = ("curves", "values_blob", "noisy_blob")
+SUMMARY_COLUMNS = [name for name in COLUMNS if name not in DETAIL_COLUMNS]
 
 # Version 1 is the layout above; stores written before versions were recorded have
 # user_version 0 and the same layout, and are read as version 1.
@@ -76,39 +82,6 @@ class StoreError(RuntimeError):
 
 class StoreLockedError(StoreError):
     """Another driver holds the store's lock."""
-
-
-def _schema_columns() -> list[str]:
-    with closing(sqlite3.connect(":memory:")) as conn:
-        conn.execute(SCHEMA)
-        return [row[1] for row in conn.execute("PRAGMA table_info(cells)")]
-
-
-SUMMARY_COLUMNS = [
-    "key",
-    "config",
-    "dataset",
-    "task",
-    "noise",
-    "rate",
-    "run",
-    "method",
-    "evaluator",
-    "params",
-    "data_seed",
-    "method_seed",
-    "status",
-    "error",
-    "f1",
-    "auroc",
-    "auprc",
-    "seconds",
-    "total_seconds",
-    "device",
-    "versions",
-    "attempts",
-    "finished_at",
-]
 
 
 def _pack(array: np.ndarray | None, dtype: str) -> bytes | None:
@@ -147,7 +120,7 @@ def verify_store(path: Path) -> None:
         raise StoreError(f"{path} is a corrupt SQLite database ({check}). {keep}")
     if not columns:
         raise StoreError(f"{path} is a SQLite database without a cells table. {keep}")
-    if version not in (0, SCHEMA_VERSION) or columns != _schema_columns():
+    if version not in (0, SCHEMA_VERSION) or columns != list(COLUMNS):
         raise StoreError(
             f"{path} has results-store schema version {version} with columns {columns}; "
             f"this lossval-odv reads version {SCHEMA_VERSION}. Use a lossval-odv that matches "
@@ -267,11 +240,12 @@ class ResultStore:
             "attempts": attempts,
             "finished_at": time.time(),
         }
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
+        columns = ", ".join(COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
         with closing(self._connect()) as conn, conn:
             cursor = conn.execute(
-                f"INSERT OR IGNORE INTO cells ({columns}) VALUES ({marks})", list(row.values())
+                f"INSERT OR IGNORE INTO cells ({columns}) VALUES ({marks})",
+                [row[name] for name in COLUMNS],
             )
             return cursor.rowcount == 1
 
@@ -329,11 +303,3 @@ class ResultStore:
             return 0
         with closing(self._connect()) as conn:
             return int(conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0])
-
-    def stats(self) -> dict[str, Any]:
-        frame = self.frame()
-        return {
-            "cells": len(frame),
-            "ok": int((frame["status"] == "ok").sum()),
-            "failed": int((frame["status"] == "failed").sum()),
-        }

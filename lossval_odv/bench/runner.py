@@ -9,9 +9,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from lossval_odv.backends import make_backend, resolve_backend
-from lossval_odv.config import BenchmarkConfig, ConfigError
-from lossval_odv.failures import (
+from lossval_odv.bench.backends import make_backend, resolve_backend
+from lossval_odv.bench.config import BenchmarkConfig, ConfigError
+from lossval_odv.bench.config_checks import output_dir_problem, split_problems
+from lossval_odv.bench.failures import (
     ENVIRONMENT,
     FailureGroup,
     error_message,
@@ -19,11 +20,10 @@ from lossval_odv.failures import (
     failures_text,
     group_failures,
 )
-from lossval_odv.grid import Cell, expand, shard
+from lossval_odv.bench.grid import Cell, expand, shard
+from lossval_odv.bench.store import ResultStore
+from lossval_odv.bench.tasks import plan_tasks
 from lossval_odv.plugins import all_plugins
-from lossval_odv.store import ResultStore
-from lossval_odv.tasks import plan_tasks
-from lossval_odv.validation import output_dir_problem, split_problems
 
 STORE_NAME = "store.sqlite"
 
@@ -75,7 +75,9 @@ def run_benchmark(
         cells = shard(cells, *shard_spec, keep_groups=config.batch_lossval)
     problems = []
     if retry_failed or {c.key for c in cells} - store.finished_keys():
-        problems += split_problems(config)  # loads the datasets: only when there is work
+        # loads the datasets: only when there is work
+        split = (config.split.train, config.split.valid, config.split.test)
+        problems += split_problems(datasets=config.datasets, split=split, data_dir=config.data_dir)
     problem = output_dir_problem(out)
     if problem:
         problems.append(f"output_dir: {problem}")

@@ -2,11 +2,11 @@
 
 - ``serial``: in this process, one task after another.
 - ``local``: a pool of worker processes on this machine (``n_jobs``).
-- ``ray``: tasks on a Ray cluster (see :mod:`lossval_odv.backends.ray_backend`).
+- ``ray``: tasks on a Ray cluster (see :mod:`lossval_odv.bench.backends.ray_backend`).
 - ``auto`` (the default): ``local`` with one worker per usable core when more than one
   core is usable, else ``serial``.
 
-Every backend runs the same pure task function, :func:`lossval_odv.tasks.compute_task`,
+Every backend runs the same pure task function, :func:`lossval_odv.bench.tasks.compute_task`,
 so the same cells give the same results whichever backend computes them.
 """
 
@@ -16,8 +16,9 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from lossval_odv.cell import CellResult
-from lossval_odv.tasks import Task
+from lossval_odv.bench.config import BACKEND_NAMES
+from lossval_odv.bench.records import CellResult
+from lossval_odv.bench.tasks import Task
 
 
 class Backend(Protocol):
@@ -60,15 +61,15 @@ def make_backend(
     """
     name, jobs = resolve_backend(name, n_jobs)
     if name == "serial":
-        from lossval_odv.backends.serial import SerialBackend
+        from lossval_odv.bench.backends.serial import SerialBackend
 
         return SerialBackend()
     if name == "local":
-        from lossval_odv.backends.local import LocalPoolBackend
+        from lossval_odv.bench.backends.local import LocalPoolBackend
 
         return LocalPoolBackend(n_jobs=jobs, max_retries=max_retries, plugins=plugins)
     if name == "ray":
-        from lossval_odv.backends.ray_backend import RayBackend
+        from lossval_odv.bench.backends.ray_backend import RayBackend
 
         return RayBackend(
             address=ray_address,
@@ -76,4 +77,4 @@ def make_backend(
             gpus_per_task=gpus_per_task,
             plugins=plugins,
         )
-    raise ValueError(f"unknown backend {name!r}; allowed: auto, serial, local, ray")
+    raise ValueError(f"unknown backend {name!r}; allowed: {', '.join(BACKEND_NAMES)}")

@@ -1,19 +1,19 @@
 """Run tasks on a Ray cluster: an existing one by address, or a local one started here.
 
-Each task is one Ray task running the same pure :func:`~lossval_odv.tasks.compute_task`
+Each task is one Ray task running the same pure :func:`~lossval_odv.bench.tasks.compute_task`
 as every other backend; its results travel back to the driver, which alone writes the
 store, so the workers need no shared filesystem.
 
 Faults: a worker that dies mid-task (signal, OOM, lost node) is a *system* failure,
 which Ray retries itself up to ``max_retries`` times; a task that still fails yields a
 ``failed`` result for each of its cells, with the reason. Errors raised by a method are
-caught inside :func:`~lossval_odv.cell.compute_cell` and recorded, never retried.
+caught inside :func:`~lossval_odv.bench.cell.compute_cell` and recorded, never retried.
 
 GPUs: tasks whose cells run on ``cuda``/``auto`` ask Ray for a *fraction* of a GPU when
-the cluster has GPUs (``gpus_per_task``; by default 0.25 for a LossVal task, 0.5 for
-other methods), so several small trainings share one device; Ray sets each task's
-``CUDA_VISIBLE_DEVICES``. Without GPUs in the cluster every task asks for none and
-``auto`` cells run on CPU.
+the cluster has GPUs (``gpus_per_task``; by default the evaluator's ``gpu_share``
+capability: 0.25 for a LossVal task, 0.5 for other methods), so several small trainings
+share one device; Ray sets each task's ``CUDA_VISIBLE_DEVICES``. Without GPUs in the
+cluster every task asks for none and ``auto`` cells run on CPU.
 """
 
 from __future__ import annotations
@@ -25,13 +25,12 @@ import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from lossval_odv.backends import usable_cores
-from lossval_odv.cell import CellResult, failed_result
-from lossval_odv.tasks import Task, compute_task
+from lossval_odv.bench.backends import usable_cores
+from lossval_odv.bench.cell import failed_result
+from lossval_odv.bench.records import CellResult
+from lossval_odv.bench.tasks import Task, compute_task
+from lossval_odv.evaluators.capabilities import capabilities_of
 
-# GPU share per task when ``gpus_per_task`` is not given and the cluster has GPUs
-AUTO_GPU_FRACTION = {"lossvalodv": 0.25}
-AUTO_GPU_FRACTION_OTHER = 0.5
 # environment variables the driver passes on to its Ray workers
 FORWARDED_ENV = ("TQDM_DISABLE", "LOSSVAL_ODV_PLUGINS")
 
@@ -111,7 +110,7 @@ class RayBackend:
             return 0.0
         if self.gpus_per_task is not None:
             return float(self.gpus_per_task)
-        return AUTO_GPU_FRACTION.get(task[0].evaluator, AUTO_GPU_FRACTION_OTHER)
+        return capabilities_of(task[0].evaluator).gpu_share
 
     def run(self, tasks: list[Task]) -> Iterator[list[CellResult]]:
         if not tasks:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lossval_odv import export
+from lossval_odv.reporting import export
 
 METRIC_LABELS = {"f1": "F1", "auroc": "AUROC", "auprc": "AUPRC"}
 CLEAR_SEMS = 2.0

@@ -1,4 +1,4 @@
-"""The benchmark's typed configuration: schema, validation and PROTOCOL.md defaults.
+"""The benchmark's typed configuration: schema, validation and the paper's protocol defaults.
 
 A config file is YAML. Unknown keys and bad values are errors that name the key and
 the allowed values; nothing is run or written before a config validates.
@@ -12,10 +12,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lossval_odv.validation import config_problems, load_yaml
+from lossval_odv.bench.config_checks import config_problems, load_yaml
 
 NoiseType = Literal["label", "feature", "mixed"]
 BackendName = Literal["auto", "serial", "local", "ray"]
+BACKEND_NAMES: tuple[str, ...] = BackendName.__args__
+MAX_BATCH_RUNS = 64  # cells trained together at most; beyond, a batch gains little
 MAX_NOISE_RATE = 0.5
 
 
@@ -28,7 +30,7 @@ class _Strict(BaseModel):
 
 
 class SplitConfig(_Strict):
-    """Sizes of the random train / validation / test split (PROTOCOL.md step 1)."""
+    """Sizes of the random train / validation / test split (the paper's protocol, step 1)."""
 
     train: int = Field(1000, ge=10)
     valid: int = Field(100, ge=2)
@@ -65,7 +67,7 @@ class MethodConfig(_Strict):
 
 
 class ExperimentsConfig(_Strict):
-    """Which experiments run after the values (PROTOCOL.md steps 4-6)."""
+    """Which experiments run after the values (the paper's protocol, steps 4-6)."""
 
     detection: bool = True
     removal: bool = True
@@ -95,7 +97,7 @@ class BenchmarkConfig(_Strict):
     ray_address: str | None = None
     gpus_per_task: float | None = Field(None, ge=0)
     batch_lossval: bool = True
-    max_batch_runs: int = Field(64, ge=1)
+    max_batch_runs: int = Field(MAX_BATCH_RUNS, ge=1)
     max_retries: int = Field(2, ge=0)
 
     @model_validator(mode="before")
@@ -174,7 +176,12 @@ def parse_config(data: Any, *, source: str = "<dict>") -> BenchmarkConfig:
         config = BenchmarkConfig.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_format_error(source, error)) from None
-    problems = config_problems(config)
+    problems = config_problems(
+        datasets=config.datasets,
+        noise_rates=config.noise_rates,
+        methods=config.methods,
+        device=config.device,
+    )
     if problems:
         raise ConfigError("\n".join([f"invalid config {source}:", *(f"  {p}" for p in problems)]))
     return config

@@ -8,8 +8,6 @@ half-written file behind.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,46 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lossval_odv.config import BenchmarkConfig
+from lossval_odv.atomic_files import write_atomic
+from lossval_odv.bench.config import BenchmarkConfig
 
 DETECTION_METRICS = ("f1", "auroc", "auprc")
 REMOVAL_FRACTION = 0.2
 SEM_NOTE = "SEM = sample std (ddof=1) / sqrt(n), n = number of cells (runs) aggregated"
-
-
-def current_umask() -> int:
-    """The process's umask (read by setting it, then restoring it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temp file next to ``path``, then move it into place.
-
-    Parameters
-    ----------
-    path : Path
-        Final destination; its parent directory is created.
-    write : callable
-        Writes the complete content to the path it is given.
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would ignore the umask
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_text(path: Path, text: str) -> Path:

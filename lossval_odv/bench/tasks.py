@@ -1,10 +1,11 @@
 """The engine-agnostic task layer: group cells into tasks and compute a task.
 
 A task is a tuple of cells computed together in one worker. Most tasks hold one cell;
-LossVal cells on the same dataset with the same method (so the same settings and data
-shapes; their noise, rate and run differ) form one task, trained at once by the batched
-trainer, each cell getting the values it would get alone. A task is a pure, picklable
-value: any backend can ship it to any worker.
+cells of an evaluator that can train several cells together (its ``trains_together``
+capability, e.g. LossVal) on the same dataset with the same method (so the same settings
+and data shapes; their noise, rate and run differ) form one task, trained at once by the
+evaluator's ``train_together``, each cell getting the values it would get alone. A task
+is a pure, picklable value: any backend can ship it to any worker.
 """
 
 from __future__ import annotations
@@ -12,26 +13,20 @@ from __future__ import annotations
 import time
 import warnings
 
-from lossval_odv.cell import (
-    CellResult,
-    Valuation,
-    build_evaluator,
-    cell_device,
-    compute_cell,
-    make_fetcher,
-)
-from lossval_odv.evaluators.lossval import train_together
-from lossval_odv.grid import Cell, batch_group
+from lossval_odv.bench.cell import Valuation, cell_device, compute_cell, make_fetcher
+from lossval_odv.bench.config import MAX_BATCH_RUNS
+from lossval_odv.bench.evaluator_factory import build_evaluator
+from lossval_odv.bench.grid import Cell, batch_group
+from lossval_odv.bench.records import CellResult
 
 Task = tuple[Cell, ...]
-
-MAX_BATCH_RUNS = 64  # beyond this a larger batch gains little (benchmarks/bench_batched.py)
 
 
 def plan_tasks(
     cells: list[Cell], *, batch_lossval: bool = False, max_batch_runs: int = MAX_BATCH_RUNS
 ) -> list[Task]:
-    """One task per cell, or LossVal cells grouped (at most ``max_batch_runs`` per task).
+    """One task per cell, or cells that train together grouped (at most ``max_batch_runs``
+    per task).
 
     Tasks keep the order of the cells: a group takes the place of its first cell.
     """
@@ -55,8 +50,8 @@ def plan_tasks(
 
 
 def compute_task(task: Task) -> list[CellResult]:
-    """Compute every cell of a task (in one process); a group of LossVal cells is trained
-    by the batched trainer, or cell by cell if the cells turn out not to fit together."""
+    """Compute every cell of a task (in one process); a group of cells is trained together
+    by their evaluator, or cell by cell if the cells turn out not to fit together."""
     if len(task) > 1:
         valuations = _batched_valuations(task)
         if valuations is not None:
@@ -68,8 +63,8 @@ def compute_task(task: Task) -> list[CellResult]:
 
 
 def _batched_valuations(task: Task) -> list[Valuation] | None:
-    """The LossVal values of every cell from one batched run; None (with a warning) if the
-    cells cannot train together, e.g. different data shapes or a failing input check."""
+    """The values of every cell from one ``train_together`` run; None (with a warning) if
+    the cells cannot train together, e.g. different data shapes or a failing input check."""
     try:
         fetchers, evaluators = [], []
         for cell in task:
@@ -79,11 +74,12 @@ def _batched_valuations(task: Task) -> list[Valuation] | None:
             evaluators.append(evaluator.input_data(x_train, y_train, x_valid, y_valid))
             fetchers.append(fetcher)
         start = time.perf_counter()
-        train_together(evaluators)
+        type(evaluators[0]).train_together(evaluators)
         share = (time.perf_counter() - start) / len(task)
     except Exception as exc:  # each cell then runs (and records its own error) alone
         warnings.warn(
-            f"batched LossVal of {len(task)} cells ({task[0].describe()}, ...) failed "
+            f"batched training of {len(task)} {task[0].evaluator} cells ({task[0].describe()}, "
+            f"...) failed "
             f"({type(exc).__name__}: {exc}); training them one by one",
             stacklevel=2,
         )

@@ -1,4 +1,4 @@
-"""The three noise types of PROTOCOL.md, as OpenDataVal ``add_noise`` functions.
+"""The three noise types of the paper's protocol, as OpenDataVal ``add_noise`` functions.
 
 label and feature noise are OpenDataVal's own ``mix_labels`` and ``add_gauss_noise``.
 Mixed noise picks ``round(n * rate)`` points, label-mixes the first half (floor) and adds

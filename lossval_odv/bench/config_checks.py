@@ -1,6 +1,6 @@
 """Checks of a benchmark config that the schema alone cannot make, all before computing.
 
-:mod:`lossval_odv.config` checks each key on its own (types, ranges, known names). This
+:mod:`lossval_odv.bench.config` checks each key on its own (types, ranges, known names). This
 module checks what needs more context, so that a mistake is reported up front, naming the
 key, instead of failing (or silently misleading) inside every cell:
 
@@ -22,12 +22,9 @@ import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
-
-if TYPE_CHECKING:
-    from lossval_odv.config import BenchmarkConfig
 
 # set by the cell from its seed, never by the config
 CELL_OWNED_PARAMS = ("random_state",)
@@ -182,24 +179,29 @@ def _value_problems(name: str, value: Any, annotation: Any, default: Any) -> lis
     return []
 
 
-def config_problems(config: BenchmarkConfig) -> list[str]:
-    """Every problem of a schema-valid config that needs no data, as ``key: message``."""
+def config_problems(
+    *, datasets: Sequence[str], noise_rates: Sequence[float], methods: Sequence, device: str
+) -> list[str]:
+    """Every problem of a schema-valid config that needs no data, as ``key: message``.
+
+    ``methods`` are the config's method entries (``name``, ``evaluator``, ``params``).
+    """
     problems = []
-    for key in ("datasets", "noise_rates"):
-        repeated = duplicates(getattr(config, key))
+    for key, values in (("datasets", datasets), ("noise_rates", noise_rates)):
+        repeated = duplicates(values)
         if repeated:
             problems.append(f"{key}: listed more than once: {repeated}")
-    settings = [(m.evaluator, sorted(m.params.items(), key=str)) for m in config.methods]
-    for index, method in enumerate(config.methods):
+    settings = [(m.evaluator, sorted(m.params.items(), key=str)) for m in methods]
+    for index, method in enumerate(methods):
         first = settings.index(settings[index])
         if first != index:
             problems.append(
                 f"methods.{index}: {method.name!r} repeats methods.{first} "
-                f"({config.methods[first].name!r}): same evaluator and params"
+                f"({methods[first].name!r}): same evaluator and params"
             )
         for problem in param_problems(method.evaluator, method.params):
             problems.append(f"methods.{index}.params.{problem}")
-    problem = device_problem(config.device)
+    problem = device_problem(device)
     if problem:
         problems.append(f"device: {problem}")
     return problems
@@ -223,17 +225,18 @@ def dataset_size(name: str, data_dir: str | None) -> int | None:
         return None
 
 
-def split_problems(config: BenchmarkConfig) -> list[str]:
-    """Datasets too small for the config's split (train + valid + test points)."""
-    split = config.split
-    needed = split.train + split.valid + split.test
+def split_problems(
+    *, datasets: Sequence[str], split: tuple[int, int, int], data_dir: str | None
+) -> list[str]:
+    """Datasets too small for the split (train, valid, test points)."""
+    train, valid, test = split
     problems = []
-    for name in dict.fromkeys(config.datasets):
-        size = dataset_size(name, config.data_dir)
-        if size is not None and size < needed:
+    for name in dict.fromkeys(datasets):
+        size = dataset_size(name, data_dir)
+        if size is not None and size < train + valid + test:
             problems.append(
-                f"split: train {split.train} + valid {split.valid} + test {split.test} = "
-                f"{needed} points, but dataset {name!r} has {size}"
+                f"split: train {train} + valid {valid} + test {test} = "
+                f"{train + valid + test} points, but dataset {name!r} has {size}"
             )
     return problems
 

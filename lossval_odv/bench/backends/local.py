@@ -11,8 +11,9 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from lossval_odv.cell import CellResult, failed_result
-from lossval_odv.tasks import Task, compute_task
+from lossval_odv.bench.cell import failed_result
+from lossval_odv.bench.records import CellResult
+from lossval_odv.bench.tasks import Task, compute_task
 
 ORPHAN_CHECK_SECONDS = 2.0
 

@@ -1,0 +1,1 @@
+"""The benchmark: config -> grid -> tasks -> backends -> cell -> store."""

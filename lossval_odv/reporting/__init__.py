@@ -1,0 +1,1 @@
+"""Reporting: tables, CSV exports, figures, wins and report.md from a results store."""

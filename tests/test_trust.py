@@ -143,6 +143,7 @@ def _write(tmp_path: Path, config: dict, name: str = "config.yaml") -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_environment_failures_exit_nonzero_and_are_retried_by_the_next_run(
     tmp_path: Path, shared_datasets: Path
 ) -> None:
@@ -304,6 +305,7 @@ def test_new_store_records_its_schema_version(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
 
 
+@pytest.mark.slow
 def test_second_driver_on_the_same_store_is_refused(tmp_path: Path) -> None:
     store = ResultStore(tmp_path / "store.sqlite")
     holder = subprocess.Popen(

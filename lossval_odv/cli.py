@@ -71,7 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out = config.resolved_output_dir(args.output_dir)
+    from lossval_odv.bench.store import StoreError
 
+    try:
+        return _command(args, config, out)
+    except (ConfigError, StoreError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _command(args: argparse.Namespace, config, out: Path) -> int:
+    """Run one command; 0 when done, 1 when a cell of the config failed."""
     if args.command == "run":
         from lossval_odv.bench.runner import run_benchmark
 
@@ -85,9 +95,13 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
             ray_address=args.ray_address,
         )
+        failed = 1 if summary.failures else 0
         if args.no_report or args.shard is not None:
-            return 0
-        return _report(config, out, summary.store)
+            return failed
+        if not summary.store.exists():  # every cell failed for environment reasons
+            print("no report: no cell of the config is in the store yet", file=sys.stderr)
+            return failed
+        return _report(config, out, summary.store) or failed
     if args.command == "collect":
         from lossval_odv.bench.runner import STORE_NAME
         from lossval_odv.bench.store import ResultStore
@@ -96,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         if not stores:
             print(f"error: no shard stores given or found in {out}", file=sys.stderr)
             return 2
-        added = ResultStore(out / STORE_NAME).merge_from(stores)
+        store = ResultStore(out / STORE_NAME)
+        with store.exclusive():
+            added = store.merge_from(stores)
         print(f"collected {added} new cells from {len(stores)} store(s) into {out / STORE_NAME}")
         return 0
     if args.command == "report":
@@ -107,12 +123,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(config, out: Path, store: Path) -> int:
-    from lossval_odv.reporting.report import build_report
+    from lossval_odv.reporting.report import NothingToReportError, build_report
 
     if not store.exists():
         print(f"error: no results store at {store}; run the config first", file=sys.stderr)
         return 2
-    paths = build_report(config, store_path=store, output_dir=out)
+    try:
+        paths = build_report(config, store_path=store, output_dir=out)
+    except NothingToReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"report: {paths['report']}")
     return 0
 

@@ -332,3 +332,49 @@ def test_prefetch_refuses_wrong_shape(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(ds.PrefetchError, match="expected 100 rows"):
         ds.prefetch(tmp_path, ["kin8nm"])
     assert list(tmp_path.iterdir()) == []
+
+
+def _kin8nm_like(data_dir: Path, edit=None) -> None:
+    """A kin8nm-shaped file (8192 rows x 8 features + target), listed in the manifest."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(8192, 9)), columns=[*"abcdefgh", "target"])
+    frame = frame.astype(object)
+    if edit is not None:
+        edit(frame)
+    data = gzip.compress(frame.to_csv(index=False).encode(), mtime=0)
+    _write_with_manifest(data_dir, "kin8nm.csv.gz", data)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("c", "abc", "column 'c' is not numeric: row 7 holds 'abc'"),
+        ("c", float("nan"), "column 'c' holds a missing or NaN value in row 7"),
+        ("c", float("inf"), "column 'c' holds an infinite value in row 7"),
+        ("target", float("nan"), "column 'target' holds a missing or NaN value in row 7"),
+    ],
+)
+def test_bad_content_is_refused_naming_file_column_and_row(
+    tmp_path: Path, column: str, value: object, message: str
+) -> None:
+    def plant(frame: pd.DataFrame) -> None:
+        frame.loc[6, column] = value
+
+    _kin8nm_like(tmp_path, plant)
+    with pytest.raises(ds.DatasetIntegrityError) as info:
+        ds.load_dataset("kin8nm", data_dir=tmp_path)
+    assert str(tmp_path / "kin8nm.csv.gz") in str(info.value) and message in str(info.value)
+    assert "kin8nm" not in ds.available_offline(tmp_path)
+
+
+def test_empty_file_is_refused_clearly(tmp_path: Path) -> None:
+    _write_with_manifest(tmp_path, "kin8nm.csv.gz", gzip.compress(b"", mtime=0))
+    with pytest.raises(ds.DatasetIntegrityError, match="kin8nm.csv.gz: the file is empty"):
+        ds.load_dataset("kin8nm", data_dir=tmp_path)
+
+
+def test_available_offline_lists_files_that_load(tmp_path: Path) -> None:
+    _kin8nm_like(tmp_path)
+    assert ds.available_offline(tmp_path) == ["kin8nm"]
+    x, y = ds.load_dataset("kin8nm", data_dir=tmp_path)
+    assert x.shape == (8192, 8) and np.isfinite(x).all() and np.isfinite(y).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -11,12 +12,14 @@ import pandas as pd
 import pytest
 
 from lossval_odv.bench.config import BenchmarkConfig, parse_config
-from lossval_odv.bench.grid import Cell
+from lossval_odv.bench.grid import Cell, expand
 from lossval_odv.bench.records import CellResult
 from lossval_odv.bench.store import ResultStore
+from lossval_odv.reporting import publish
+from lossval_odv.reporting import report as report_module
 from lossval_odv.reporting.export import Summary
 from lossval_odv.reporting.plots import cut_outliers
-from lossval_odv.reporting.report import build_report
+from lossval_odv.reporting.report import REPORT_ENTRIES, build_report
 from lossval_odv.reporting.wins import overall_wins, section_markdown
 
 DATASETS = {"iris": "classification", "diabetes": "regression"}
@@ -30,6 +33,7 @@ METHODS = {
     "oob": ("dataoob", 0.3, 60.0),
 }
 AXIS = [i / 20 for i in range(20)]
+FAILED_RATE = 0.3  # in the config; its one stored cell failed, the others are missing
 
 
 def _config() -> BenchmarkConfig:
@@ -38,7 +42,7 @@ def _config() -> BenchmarkConfig:
             "name": "synthetic",
             "datasets": list(DATASETS),
             "noise_types": list(NOISES),
-            "noise_rates": list(RATES),
+            "noise_rates": [*RATES, FAILED_RATE],
             "runs": len(RUNS),
             "methods": [
                 {"name": name, "evaluator": evaluator}
@@ -91,12 +95,13 @@ def _curves(method: str) -> dict:
 def fill_store(path: Path, *, flip: bool = False, failed: bool = True) -> ResultStore:
     """A store with every cell of the synthetic grid, plus one failed cell."""
     store = ResultStore(path)
+    grid = {(c.dataset, c.noise, c.rate, c.run, c.method): c for c in expand(_config())}
     for dataset, task in DATASETS.items():
         for noise in NOISES:
             for rate in RATES:
                 for run in RUNS:
                     for method in METHODS:
-                        cell = _cell(dataset, noise, rate, run, method)
+                        cell = grid[dataset, noise, rate, run, method]
                         f1 = f1_value(method, noise, rate, run, flip=flip)
                         result = CellResult(
                             key=cell.key,
@@ -111,7 +116,7 @@ def fill_store(path: Path, *, flip: bool = False, failed: bool = True) -> Result
                         )
                         store.add(result, config="synthetic")
     if failed:
-        cell = _cell("iris", "label", 0.3, 0, "knn")
+        cell = grid["iris", "label", FAILED_RATE, 0, "knn"]
         result = CellResult(
             key=cell.key,
             cell=cell,
@@ -278,7 +283,7 @@ def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:
     store.add(
         CellResult(key=cell.key, cell=cell, status="failed", task="classification"), config="x"
     )
-    store.forget_failed()
+    store.forget_failed([cell.key])
     assert path.is_file() and store.count() == 0
     with pytest.raises(ValueError, match="empty.sqlite.*no cells"):
         build_report(_config(), store_path=path, output_dir=tmp_path / "out")
@@ -452,3 +457,78 @@ def test_claims_leave_out_methods_beyond_the_paper() -> None:
     assert "Loss trajectory" not in label[0].evidence
     unfiltered = check_best_detector(frame, "label", ["lossvalodv"], "LossVal")
     assert [c.verdict for c in unfiltered] == ["does not hold"]
+
+
+# ------------------------------------------------------------- 6. the report as a whole
+
+
+def _snapshot(out: Path) -> dict[str, bytes]:
+    """Every file of a report directory (the store aside), by relative path."""
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and not p.name.startswith("store.")
+    }
+
+
+def _text_snapshot(out: Path) -> dict[str, bytes]:
+    return {k: v for k, v in _snapshot(out).items() if k.endswith((".csv", ".md"))}
+
+
+def _flipped_store(tmp_path: Path) -> Path:
+    return fill_store(tmp_path / "flipped.sqlite", flip=True).path
+
+
+def test_killed_build_leaves_the_old_report_untouched(tmp_path: Path, monkeypatch) -> None:
+
+    out = tmp_path / "out"
+    store = fill_store(tmp_path / "store.sqlite")
+    build_report(_config(), store_path=store.path, output_dir=out)
+    before = _snapshot(out)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # what SIGINT raises; a kill stops at the same point
+
+    monkeypatch.setattr(report_module, "make_figures", killed)
+    with pytest.raises(KeyboardInterrupt):
+        build_report(_config(), store_path=_flipped_store(tmp_path), output_dir=out)
+    assert _snapshot(out) == before
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]
+
+
+def test_killed_publish_is_completed_by_the_next_build(tmp_path: Path, monkeypatch) -> None:
+
+    flipped = _flipped_store(tmp_path)
+    reference = tmp_path / "reference"
+    build_report(_config(), store_path=flipped, output_dir=reference)
+    out = tmp_path / "out"
+    build_report(_config(), store_path=fill_store(tmp_path / "s.sqlite").path, output_dir=out)
+    renames = []
+    real_rename = Path.rename
+
+    def rename_then_die(self: Path, target):
+        renames.append(self)
+        if len(renames) == 3:  # results/ is new, the rest old: a mix on disk
+            raise KeyboardInterrupt
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        build_report(_config(), store_path=flipped, output_dir=out)
+    monkeypatch.setattr(Path, "rename", real_rename)
+    assert _text_snapshot(out) != _text_snapshot(reference)
+    publish.recover(out, REPORT_ENTRIES)  # what the next build does first
+    assert _text_snapshot(out) == _text_snapshot(reference)
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]
+
+
+def test_report_files_respect_the_umask(tmp_path: Path) -> None:
+
+    store = fill_store(tmp_path / "store.sqlite")
+    previous = os.umask(0o027)
+    try:
+        build_report(_config(), store_path=store.path, output_dir=tmp_path / "out")
+    finally:
+        os.umask(previous)
+    modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert modes == {0o640}

@@ -60,3 +60,13 @@ class KillWorker(DataEvaluator):
 
     def evaluate_data_values(self) -> np.ndarray:
         return self.random_state.uniform(size=len(self.x_train))
+
+
+class AlwaysFails(DataEvaluator):
+    """Raises the same error on every cell: a deterministic method error."""
+
+    def train_data_values(self, *args, **kwargs):
+        raise ValueError("planted method error")
+
+    def evaluate_data_values(self) -> np.ndarray:
+        raise AssertionError("never reached")

@@ -12,10 +12,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lossval_odv.bench.config_checks import config_problems, load_yaml
+
 NoiseType = Literal["label", "feature", "mixed"]
 BackendName = Literal["auto", "serial", "local", "ray"]
 BACKEND_NAMES: tuple[str, ...] = BackendName.__args__
 MAX_BATCH_RUNS = 64  # cells trained together at most; beyond, a batch gains little
+MAX_NOISE_RATE = 0.5
 
 
 class ConfigError(ValueError):
@@ -116,9 +119,14 @@ class BenchmarkConfig(_Strict):
     @field_validator("noise_rates")
     @classmethod
     def _rates_in_range(cls, rates: list[float]) -> list[float]:
+        # the noisy points must be a minority: 2-means detection calls the low-value
+        # cluster noisy, and at 0.5 or more the noise functions corrupt the majority
         for rate in rates:
-            if not 0 < rate < 1:
-                raise ValueError(f"noise rate {rate} must be strictly between 0 and 1")
+            if not 0 < rate < MAX_NOISE_RATE:
+                raise ValueError(
+                    f"noise rate {rate} must be strictly between 0 and {MAX_NOISE_RATE} "
+                    "(noisy points a minority, as the 2-means detection assumes)"
+                )
         return rates
 
     @field_validator("datasets")
@@ -165,9 +173,18 @@ def parse_config(data: Any, *, source: str = "<dict>") -> BenchmarkConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"invalid config {source}: expected a mapping of keys, got {data!r}")
     try:
-        return BenchmarkConfig.model_validate(data)
+        config = BenchmarkConfig.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_format_error(source, error)) from None
+    problems = config_problems(
+        datasets=config.datasets,
+        noise_rates=config.noise_rates,
+        methods=config.methods,
+        device=config.device,
+    )
+    if problems:
+        raise ConfigError("\n".join([f"invalid config {source}:", *(f"  {p}" for p in problems)]))
+    return config
 
 
 def load_config(path: str | Path) -> BenchmarkConfig:
@@ -176,7 +193,7 @@ def load_config(path: str | Path) -> BenchmarkConfig:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
     return parse_config(data, source=str(path))

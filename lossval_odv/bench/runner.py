@@ -10,8 +10,17 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from lossval_odv.bench.backends import make_backend, resolve_backend
-from lossval_odv.bench.config import BenchmarkConfig
-from lossval_odv.bench.grid import expand, shard
+from lossval_odv.bench.config import BenchmarkConfig, ConfigError
+from lossval_odv.bench.config_checks import output_dir_problem, split_problems
+from lossval_odv.bench.failures import (
+    ENVIRONMENT,
+    FailureGroup,
+    error_message,
+    failure_cause,
+    failures_text,
+    group_failures,
+)
+from lossval_odv.bench.grid import Cell, expand, shard
 from lossval_odv.bench.store import ResultStore
 from lossval_odv.bench.tasks import plan_tasks
 from lossval_odv.plugins import all_plugins
@@ -25,8 +34,9 @@ class RunSummary:
     total: int
     skipped: int
     computed: int
-    failed: int
+    failed: int  # of the computed cells
     seconds: float
+    failures: tuple[FailureGroup, ...] = ()  # every failed cell of the config, by cause
 
 
 def run_benchmark(
@@ -43,7 +53,15 @@ def run_benchmark(
     """Compute every cell of ``config`` that the store does not hold yet.
 
     The driver alone writes the store, one row per finished cell, as results arrive;
-    stopping it at any point loses only the cells in flight.
+    stopping it at any point loses only the cells in flight. Environment failures are not
+    stored (the next run retries them); method errors are, until ``retry_failed``.
+
+    Raises
+    ------
+    ConfigError
+        The output directory is not writable or a dataset is smaller than the split.
+    StoreError
+        The store cannot be used, or another driver is writing it.
     """
     start = time.perf_counter()
     out = config.resolved_output_dir(output_dir)
@@ -51,12 +69,57 @@ def run_benchmark(
         STORE_NAME if shard_spec is None else f"store.shard{shard_spec[0]}of{shard_spec[1]}.sqlite"
     )
     store = ResultStore(out / store_name)
-    if retry_failed:
-        store.forget_failed()
-
+    store.verify()
     cells = expand(config)
     if shard_spec is not None:
         cells = shard(cells, *shard_spec, keep_groups=config.batch_lossval)
+    problems = []
+    if retry_failed or {c.key for c in cells} - store.finished_keys():
+        # loads the datasets: only when there is work
+        split = (config.split.train, config.split.valid, config.split.test)
+        problems += split_problems(datasets=config.datasets, split=split, data_dir=config.data_dir)
+    problem = output_dir_problem(out)
+    if problem:
+        problems.append(f"output_dir: {problem}")
+    if problems:
+        lines = [f"invalid config {config.name}:", *(f"  {p}" for p in problems)]
+        raise ConfigError("\n".join(lines))
+    with store.exclusive():
+        return _run_locked(
+            config,
+            cells,
+            store,
+            start,
+            backend=backend,
+            n_jobs=n_jobs,
+            retry_failed=retry_failed,
+            progress=progress,
+            ray_address=ray_address,
+        )
+
+
+def _retry_stored_failures(store: ResultStore, cells: list[Cell], *, all_causes: bool) -> int:
+    """Forget the stored failures of ``cells`` that a rerun should compute again: those
+    the environment caused (stores written before they were told apart keep them), or
+    all with ``all_causes`` (``--retry-failed``)."""
+    errors = store.failed_errors(c.key for c in cells)
+    retry = [k for k, e in errors.items() if all_causes or failure_cause(e) == ENVIRONMENT]
+    return store.forget_failed(retry)
+
+
+def _run_locked(
+    config: BenchmarkConfig,
+    cells: list[Cell],
+    store: ResultStore,
+    start: float,
+    *,
+    backend: str | None,
+    n_jobs: int | None,
+    retry_failed: bool,
+    progress: bool,
+    ray_address: str | None,
+) -> RunSummary:
+    _retry_stored_failures(store, cells, all_causes=retry_failed)
     done = store.finished_keys()
     todo = [c for c in cells if c.key not in done]
     tasks = plan_tasks(
@@ -79,17 +142,23 @@ def run_benchmark(
         file=sys.stderr,
     )
     failed = computed = 0
+    not_kept: dict[str, str | None] = {}  # environment failures of this run, by key
     with tqdm(total=len(todo), unit="cell", disable=not progress, dynamic_ncols=True) as bar:
         for results in engine.run(tasks):
             for result in results:
-                store.add(result, config=config.name)
                 computed += 1
                 if result.status != "ok":
                     failed += 1
-                    first_line = (result.error or "").splitlines()[0] if result.error else ""
+                    first_line = error_message(result.error).splitlines()[0]
                     tqdm.write(f"failed: {result.cell.describe()}: {first_line}", file=sys.stderr)
+                if result.status != "ok" and failure_cause(result.error) == ENVIRONMENT:
+                    not_kept[result.key] = result.error
+                else:
+                    store.add(result, config=config.name)
                 bar.set_postfix_str(result.cell.describe(), refresh=False)
                 bar.update()
+    errors = {**store.failed_errors(c.key for c in cells), **not_kept}
+    groups = group_failures((c.describe(), errors[c.key]) for c in cells if c.key in errors)
     summary = RunSummary(
         store=store.path,
         total=len(cells),
@@ -97,10 +166,13 @@ def run_benchmark(
         computed=computed,
         failed=failed,
         seconds=time.perf_counter() - start,
+        failures=tuple(groups),
     )
     print(
         f"{config.name}: computed {computed} cells ({failed} failed) in {summary.seconds:.1f} s; "
         f"results in {store.path}",
         file=sys.stderr,
     )
+    if groups:
+        print(failures_text(groups, len(cells)), file=sys.stderr)
     return summary

@@ -3,21 +3,32 @@
 A row is inserted in a single transaction only once its cell is complete, keyed by the
 cell's content hash, so a killed run loses at most the cells in flight and a rerun
 skips every finished cell. Data values are kept as compressed float32 blobs.
+
+A store carries its schema version (SQLite's ``user_version``). A file that is empty,
+not a SQLite database, corrupt, or of another schema is refused with
+:class:`StoreError` and left untouched: it is never overwritten or silently restarted.
+One driver at a time writes a store: :meth:`ResultStore.exclusive` takes a lock that a
+second driver is refused (:class:`StoreLockedError`) instead of doubling the work.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
+import tempfile
 import time
 import zlib
-from collections.abc import Iterable
-from contextlib import closing
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from lossval_odv.atomic_files import current_umask
 from lossval_odv.bench.records import CellResult
 
 # the table's columns, in order, with their SQL types
@@ -58,6 +69,20 @@ SCHEMA = (
 DETAIL_COLUMNS = ("curves", "values_blob", "noisy_blob")
 SUMMARY_COLUMNS = [name for name in COLUMNS if name not in DETAIL_COLUMNS]
 
+# Version 1 is the layout above; stores written before versions were recorded have
+# user_version 0 and the same layout, and are read as version 1.
+SCHEMA_VERSION = 1
+SQLITE_HEADER = b"SQLite format 3\x00"
+LOCK_SUFFIX = ".lock"
+
+
+class StoreError(RuntimeError):
+    """A file that cannot be used as a results store; the message says why and what to do."""
+
+
+class StoreLockedError(StoreError):
+    """Another driver holds the store's lock."""
+
 
 def _pack(array: np.ndarray | None, dtype: str) -> bytes | None:
     if array is None:
@@ -72,26 +97,117 @@ def unpack(blob: bytes | None, dtype: str = "<f4") -> np.ndarray | None:
     return np.frombuffer(zlib.decompress(blob), dtype=dtype)
 
 
+def verify_store(path: Path) -> None:
+    """Refuse (with :class:`StoreError`) an existing file that is not a usable store.
+
+    Reads only: a refused file is left exactly as it was.
+    """
+    keep = f"It is left untouched; move it away to start a new store at {path}."
+    with open(path, "rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if not header:
+        raise StoreError(f"{path} is an empty file, not a results store. {keep}")
+    if header != SQLITE_HEADER:
+        raise StoreError(f"{path} is not a SQLite database, so not a results store. {keep}")
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            columns = [row[1] for row in conn.execute("PRAGMA table_info(cells)")]
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{path} is a corrupt SQLite database ({error}). {keep}") from None
+    if check != "ok":
+        raise StoreError(f"{path} is a corrupt SQLite database ({check}). {keep}")
+    if not columns:
+        raise StoreError(f"{path} is a SQLite database without a cells table. {keep}")
+    if version not in (0, SCHEMA_VERSION) or columns != list(COLUMNS):
+        raise StoreError(
+            f"{path} has results-store schema version {version} with columns {columns}; "
+            f"this lossval-odv reads version {SCHEMA_VERSION}. Use a lossval-odv that matches "
+            f"the store, or another output directory. {keep}"
+        )
+
+
 class ResultStore:
-    """A results database at ``path`` (created on first use)."""
+    """A results database at ``path`` (created on first write)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._verified = False
+
+    def _create(self) -> None:
+        """Create the store whole (schema and version) and link it into place, so that no
+        reader, and no kill, ever sees an empty or half-initialised store file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        os.close(fd)
+        try:
+            os.chmod(tmp, 0o666 & ~current_umask())
+            with closing(sqlite3.connect(tmp)) as conn, conn:
+                conn.execute(SCHEMA)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            with contextlib.suppress(FileExistsError):  # created meanwhile: verified next
+                os.link(tmp, self.path)
+        finally:
+            os.unlink(tmp)
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            self._create()
+        self.verify()
         conn = sqlite3.connect(self.path, timeout=60)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(SCHEMA)
         return conn
 
+    def verify(self) -> None:
+        """Raise :class:`StoreError` now if the store exists and cannot be used."""
+        if self.path.exists() and not self._verified:
+            verify_store(self.path)
+            self._verified = True
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the store's write lock (``<store>.lock``) for the ``with`` block.
+
+        A second holder is refused at once with :class:`StoreLockedError` naming the
+        process that holds it. The lock is the operating system's (``flock``), so a killed
+        driver releases it; the small lock file stays, to be reused.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + LOCK_SUFFIX)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                raise StoreLockedError(
+                    f"{self.path} is being written by another lossval-odv run (pid {holder}); "
+                    "wait for it to finish (a rerun then computes only what is missing), or "
+                    "use another output directory."
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def finished_keys(self) -> set[str]:
-        """Keys of cells that have a row (ok or failed after its retries)."""
+        """Keys of cells that have a row (ok, or failed with a method error)."""
         if not self.path.exists():
             return set()
         with closing(self._connect()) as conn:
             return {row[0] for row in conn.execute("SELECT key FROM cells")}
+
+    def failed_errors(self, keys: Iterable[str]) -> dict[str, str | None]:
+        """Error text of each failed row among ``keys``."""
+        wanted = set(keys)
+        if not self.path.exists() or not wanted:
+            return {}
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT key, error FROM cells WHERE status = 'failed'")
+            return {key: error for key, error in rows if key in wanted}
 
     def add(self, result: CellResult, *, config: str, attempts: int = 1) -> bool:
         """Insert one finished cell; returns False if its key was already stored."""
@@ -136,10 +252,13 @@ class ResultStore:
     def merge_from(self, others: Iterable[str | Path]) -> int:
         """Copy rows of other stores (e.g. shards) that this one lacks; returns how many."""
         added = 0
+        others = [Path(other) for other in others]
+        for other in others:
+            if not other.is_file():
+                raise FileNotFoundError(f"no results store at {other}")
+            verify_store(other)
         with closing(self._connect()) as conn:
             for other in others:
-                if not Path(other).is_file():
-                    raise FileNotFoundError(f"no results store at {other}")
                 conn.execute("ATTACH DATABASE ? AS other", (str(other),))
                 with conn:
                     cursor = conn.execute("INSERT OR IGNORE INTO cells SELECT * FROM other.cells")
@@ -147,12 +266,19 @@ class ResultStore:
                 conn.execute("DETACH DATABASE other")
         return added
 
-    def forget_failed(self) -> int:
-        """Delete failed rows so that a rerun computes those cells again."""
-        if not self.path.exists():
+    def forget_failed(self, keys: Iterable[str]) -> int:
+        """Delete the failed rows among ``keys`` so that a rerun computes those cells again;
+        other rows are left alone. Returns how many were deleted."""
+        keys = list(keys)
+        if not self.path.exists() or not keys:
             return 0
         with closing(self._connect()) as conn, conn:
-            return conn.execute("DELETE FROM cells WHERE status = 'failed'").rowcount
+            return sum(
+                conn.execute(
+                    "DELETE FROM cells WHERE status = 'failed' AND key = ?", (key,)
+                ).rowcount
+                for key in keys
+            )
 
     def frame(self, *, with_curves: bool = False, with_values: bool = False) -> pd.DataFrame:
         """All rows as a DataFrame; curves/values decoded on request."""

@@ -13,8 +13,8 @@ from lossval_odv.datasets.sources import (
     expected_entry,
     in_openml_cache,
     load_raw,
+    read_data_file,
     resolve_data_dir,
-    sha256_file,
 )
 
 
@@ -47,18 +47,19 @@ def load_dataset(
 def available_offline(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
     """Names that load without the network, in catalog order.
 
-    A dataset counts when its file in the data directory passes the checksum check,
-    or when scikit-learn's OpenML cache holds it completely.
+    A dataset counts when its file in the data directory loads (checksum, shape and
+    content checks pass), or when scikit-learn's OpenML cache holds it completely.
     """
     directory = resolve_data_dir(data_dir)
     names = []
     for name, spec in DATASETS.items():
-        if directory is not None and (directory / spec.file_name).exists():
+        path = None if directory is None else directory / spec.file_name
+        if path is not None and path.exists():
             try:
-                entry = expected_entry(directory, spec)
+                read_data_file(path, spec, expected_entry(directory, spec))
             except DatasetIntegrityError:
-                entry = None
-            if entry is not None and sha256_file(directory / spec.file_name) == entry.get("sha256"):
+                pass
+            else:
                 names.append(name)
                 continue
         if in_openml_cache(spec):

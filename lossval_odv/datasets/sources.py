@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
 import sklearn.datasets as skdatasets
 from pandas.api.types import is_numeric_dtype
@@ -156,6 +157,10 @@ def read_data_file(path: Path, spec: DatasetSpec, entry: dict | None) -> RawData
         )
     try:
         frame = pd.read_csv(path, compression="gzip")
+    except pd.errors.EmptyDataError:
+        raise DatasetIntegrityError(
+            f"{path}: the file is empty (no header, no rows); {fix}."
+        ) from None
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise DatasetIntegrityError(f"{path}: not a readable gzip CSV ({exc}); {fix}.") from exc
     if len(frame.columns) < 2 or frame.columns[-1] != TARGET:
@@ -170,7 +175,42 @@ def read_data_file(path: Path, spec: DatasetSpec, entry: dict | None) -> RawData
             )
     features = frame.iloc[:, :-1]
     categorical = list(entry.get("categorical", []))
+    problem = content_problem(
+        frame, categorical=categorical, numeric_target=spec.task == "regression"
+    )
+    if problem:
+        raise DatasetIntegrityError(f"{path}: {problem}; {fix}.")
     return RawDataset(features, frame[TARGET], categorical, source=str(path))
+
+
+def content_problem(
+    frame: pd.DataFrame, *, categorical: list[str], numeric_target: bool
+) -> str | None:
+    """The first bad value of a data file's table, naming its column and row, or None.
+
+    Every feature column not listed as categorical must be numeric (preprocessing would
+    otherwise drop it silently), and no feature or target value may be missing, NaN or
+    infinite (categorical columns, which preprocessing drops, excepted). Rows are counted
+    from 1 after the header line.
+    """
+    for column in frame.columns:
+        values = frame[column]
+        numeric = column != TARGET and column not in categorical
+        if numeric or (column == TARGET and numeric_target):
+            parsed = pd.to_numeric(values, errors="coerce")
+            bad = parsed.isna() & values.notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                return f"column {column!r} is not numeric: row {row + 1} holds {values.iloc[row]!r}"
+            infinite = np.isinf(parsed.to_numpy(dtype=np.float64))
+            if infinite.any():
+                row = int(np.flatnonzero(infinite)[0])
+                return f"column {column!r} holds an infinite value in row {row + 1}"
+        missing = values.isna().to_numpy()
+        if missing.any() and column not in categorical:
+            row = int(np.flatnonzero(missing)[0])
+            return f"column {column!r} holds a missing or NaN value in row {row + 1}"
+    return None
 
 
 def _openml_cached_files(openml_id: int, data_home: Path) -> list[Path] | None:

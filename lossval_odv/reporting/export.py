@@ -497,28 +497,3 @@ def write_summaries(summaries: Sequence[Summary], tables_dir: Path) -> list[Path
         )
         written.append(write_text(tables_dir / f"{summary.name}.md", summary.to_markdown()))
     return written
-
-
-def remove_stale(directory: Path, keep: Sequence[Path], suffixes: Sequence[str]) -> list[Path]:
-    """Delete files under ``directory`` with one of ``suffixes`` that are not in ``keep``.
-
-    Used after an export so that outputs of an earlier report (e.g. of a dataset no longer
-    in the store) do not linger next to the new ones; folders left empty are removed.
-
-    Returns
-    -------
-    list of Path
-        The files removed.
-    """
-    kept = {path.resolve() for path in keep}
-    stale = [
-        path
-        for path in directory.rglob("*")
-        if path.is_file() and path.suffix in suffixes and path.resolve() not in kept
-    ]
-    for path in stale:
-        path.unlink()
-    for folder in sorted({path.parent for path in stale}, key=lambda p: len(p.parts), reverse=True):
-        if folder != directory and not any(folder.iterdir()):
-            folder.rmdir()
-    return stale

@@ -18,9 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from lossval_odv.bench.config import BenchmarkConfig
+from lossval_odv.bench.failures import failures_markdown, group_failures
+from lossval_odv.bench.grid import expand
 from lossval_odv.bench.store import ResultStore
 from lossval_odv.evaluators import KEYS
-from lossval_odv.reporting import export, wins
+from lossval_odv.reporting import export, publish, wins
 from lossval_odv.reporting.plots import make_figures
 
 LOSSVAL = KEYS["LossValODV"]
@@ -43,7 +45,12 @@ RETRAINING = (
 BEYOND_PAPER = (KEYS["TracIn"], KEYS["LossTrajectory"], KEYS["CleanlabQuality"])
 HOLDS, FAILS = "holds", "does not hold"
 MIN_SPEEDUP = 10.0  # "one to two orders of magnitude"
-STALE_SUFFIXES = (".csv", ".md", ".png")  # earlier report outputs removed on a rebuild
+REPORT_ENTRIES = ("results", "tables", "figures", "report.md")  # report.md, the entry, last
+REPORT_SUFFIXES = (".csv", ".md", ".png")  # files a report writes; others are carried over
+
+
+class NothingToReportError(ValueError):
+    """The store holds no cell of the config."""
 
 
 @dataclass(frozen=True)
@@ -267,6 +274,42 @@ def failed_markdown(failed: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class ReportScope:
+    """How the store's rows relate to the config's grid."""
+
+    cells: int  # of the config
+    found: int  # config cells with a row in the store
+    ignored: int  # store rows of other configs or settings
+
+    def markdown(self) -> str:
+        lines = []
+        if self.found < self.cells:
+            lines.append(
+                f"- not in the store: {self.cells - self.found} of the config's {self.cells} "
+                "cells (not computed yet, or failed for environment reasons and retried "
+                "by the next run)"
+            )
+        if self.ignored:
+            lines.append(
+                f"- ignored: {self.ignored} row(s) of the store that are not cells of this "
+                "config (other configs, or earlier parameters, methods or rates)"
+            )
+        return "\n".join(lines) + "\n" if lines else ""
+
+
+def config_rows(frame: pd.DataFrame, config: BenchmarkConfig) -> tuple[pd.DataFrame, ReportScope]:
+    """The rows of exactly the config's cells (its expanded grid's keys), and the scope.
+
+    Any other row of the store (another config's, or one of earlier settings of this
+    config) is left out, never averaged in.
+    """
+    keys = {cell.key for cell in expand(config)}
+    mine = frame["key"].isin(keys)
+    scope = ReportScope(cells=len(keys), found=int(mine.sum()), ignored=int((~mine).sum()))
+    return frame[mine].reset_index(drop=True), scope
+
+
 def _figures_markdown(figures: dict[str, Path], output_dir: Path) -> str:
     return "\n".join(
         f"![{name}]({path.relative_to(output_dir).as_posix()})\n" for name, path in figures.items()
@@ -290,9 +333,9 @@ def build_report(
     store_path : str or Path
         The results store.
     output_dir : str or Path
-        Where ``results/``, ``tables/``, ``figures/`` and ``report.md`` go. Files of an
-        earlier report are overwritten, and its CSV, markdown and PNG files there that this
-        report does not produce are removed.
+        Where ``results/``, ``tables/``, ``figures/`` and ``report.md`` go. The report is
+        built aside and replaces an earlier one as a whole (:mod:`lossval_odv.reporting.publish`):
+        none of its CSV, markdown or PNG files remain; other files there are kept.
 
     Returns
     -------
@@ -301,40 +344,51 @@ def build_report(
 
     Raises
     ------
-    ValueError
-        If the store holds no cells.
+    NothingToReportError
+        If the store holds no cells of the config.
     """
     store_path, output_dir = Path(store_path), Path(output_dir)
-    frame = ResultStore(store_path).frame(with_curves=True)
+    frame, scope = config_rows(ResultStore(store_path).frame(with_curves=True), config)
     if frame.empty:
-        raise ValueError(f"results store {store_path} holds no cells; nothing to report")
+        raise NothingToReportError(
+            f"results store {store_path} holds no cells of config {config.name!r} "
+            f"({scope.ignored} other rows ignored); nothing to report"
+        )
+    paths = {name.removesuffix(".md"): output_dir / name for name in REPORT_ENTRIES}
+    with publish.staged(output_dir, REPORT_ENTRIES, report_suffixes=REPORT_SUFFIXES) as stage:
+        _write_report(config, frame, scope, store_path, stage)
+    return paths
+
+
+def _write_report(
+    config: BenchmarkConfig,
+    frame: pd.DataFrame,
+    scope: ReportScope,
+    store_path: Path,
+    output_dir: Path,
+) -> None:
+    """Write the report's entries (``REPORT_ENTRIES``) of the config's rows under ``output_dir``."""
     frame = export.with_display_names(frame, config)
     methods = export.method_order(frame, config)
     ok = export.ok_rows(frame)
-    paths = {
-        "results": output_dir / "results",
-        "tables": output_dir / "tables",
-        "figures": output_dir / "figures",
-        "report": output_dir / "report.md",
-    }
+    paths = {name.removesuffix(".md"): output_dir / name for name in REPORT_ENTRIES}
     for key in ("results", "tables", "figures"):
-        paths[key].mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+        paths[key].mkdir(parents=True)
     sections = [
         f"# LossVal benchmark report: {config.name}\n",
         "## Run\n",
         metadata_markdown(config, frame, store_path, methods),
+        scope.markdown(),
     ]
     if ok.empty:
         sections.append("No cell finished successfully: no tables, figures or claims.\n")
     else:
-        written += export.export_paper_layout(ok, paths["results"], methods)
+        export.export_paper_layout(ok, paths["results"], methods)
         summaries = export.all_summaries(ok, methods)
-        written += export.write_summaries(summaries, paths["tables"])
+        export.write_summaries(summaries, paths["tables"])
         wins_text, win_tables = wins.section_markdown(ok, methods)
-        written += wins.write_tables(win_tables, paths["tables"])
+        wins.write_tables(win_tables, paths["tables"])
         figures = make_figures(ok, methods, paths["figures"])
-        written += list(figures.values())
         sections += [
             "## Paper claims vs this run\n",
             _claims_scope(ok, methods),
@@ -350,7 +404,11 @@ def build_report(
             _figures_markdown(figures, output_dir),
         ]
     sections += ["## Failed cells\n", failed_markdown(export.failed_rows(frame))]
+    failed = frame[frame["status"] != "ok"]
+    if not failed.empty:
+        groups = group_failures(
+            (f"{r.dataset}/{r.noise}@{r.rate:g}/run{r.run}/{r.method}", r.error)
+            for r in failed.itertuples()
+        )
+        sections += ["### Failure causes\n", failures_markdown(groups)]
     export.write_text(paths["report"], "\n".join(sections))
-    for key in ("results", "tables", "figures"):
-        export.remove_stale(paths[key], written, STALE_SUFFIXES)
-    return paths

@@ -12,11 +12,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lossval_odv.bench import BACKEND_NAMES
 from lossval_odv.bench.config_checks import config_problems, load_yaml
 
 NoiseType = Literal["label", "feature", "mixed"]
-BackendName = Literal["auto", "serial", "local", "ray"]
-BACKEND_NAMES: tuple[str, ...] = BackendName.__args__
+BackendName = Literal[BACKEND_NAMES]
 MAX_BATCH_RUNS = 64  # cells trained together at most; beyond, a batch gains little
 MAX_NOISE_RATE = 0.5
 
@@ -132,12 +132,16 @@ class BenchmarkConfig(_Strict):
     @field_validator("datasets")
     @classmethod
     def _known_datasets(cls, names: list[str]) -> list[str]:
-        from opendataval.dataloader import Register
+        from lossval_odv.datasets import benchmark_datasets
 
-        unknown = [n for n in names if n not in Register.Datasets]
+        runnable = benchmark_datasets()
+        unknown = [n for n in names if n not in runnable]
         if unknown:
-            allowed = ", ".join(sorted(Register.Datasets))
-            raise ValueError(f"unknown dataset(s) {unknown}; registered datasets: {allowed}")
+            raise ValueError(
+                f"unknown dataset(s) {unknown}; the benchmark runs tabular datasets: "
+                f"{', '.join(runnable)} (more through a plugin module: `plugins:` or "
+                "$LOSSVAL_ODV_PLUGINS; `lossval-odv datasets` lists them)"
+            )
         return names
 
     @model_validator(mode="after")

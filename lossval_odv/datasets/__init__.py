@@ -16,9 +16,13 @@ from lossval_odv.datasets.errors import (
     PrefetchError,
     UnknownDatasetError,
 )
-from lossval_odv.datasets.loader import available_offline, load_dataset
+from lossval_odv.datasets.loader import available_offline, load_dataset, offline_source
 from lossval_odv.datasets.prefetch import prefetch, prefetch_main
-from lossval_odv.datasets.register import UPSTREAM_REGISTRATIONS, register_datasets
+from lossval_odv.datasets.register import (
+    UPSTREAM_REGISTRATIONS,
+    benchmark_datasets,
+    register_datasets,
+)
 from lossval_odv.datasets.sources import resolve_data_dir, set_data_dir
 
 __all__ = [
@@ -32,8 +36,10 @@ __all__ = [
     "PrefetchError",
     "UnknownDatasetError",
     "available_offline",
+    "benchmark_datasets",
     "get_spec",
     "load_dataset",
+    "offline_source",
     "prefetch",
     "prefetch_main",
     "register_datasets",

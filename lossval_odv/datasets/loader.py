@@ -44,24 +44,27 @@ def load_dataset(
     return preprocess(load_raw(name, data_dir), spec)
 
 
-def available_offline(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
-    """Names that load without the network, in catalog order.
+def offline_source(name: str, data_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """Where ``name`` loads from without the network, or None.
 
-    A dataset counts when its file in the data directory loads (checksum, shape and
-    content checks pass), or when scikit-learn's OpenML cache holds it completely.
+    Its file in the data directory when it loads (checksum, shape and content checks
+    pass), else scikit-learn's OpenML cache when that holds it completely.
     """
+    spec = get_spec(name)
     directory = resolve_data_dir(data_dir)
-    names = []
-    for name, spec in DATASETS.items():
-        path = None if directory is None else directory / spec.file_name
-        if path is not None and path.exists():
-            try:
-                read_data_file(path, spec, expected_entry(directory, spec))
-            except DatasetIntegrityError:
-                pass
-            else:
-                names.append(name)
-                continue
-        if in_openml_cache(spec):
-            names.append(name)
-    return names
+    path = None if directory is None else directory / spec.file_name
+    if path is not None and path.exists():
+        try:
+            read_data_file(path, spec, expected_entry(directory, spec))
+        except DatasetIntegrityError:
+            pass
+        else:
+            return str(path)
+    if in_openml_cache(spec):
+        return "scikit-learn's OpenML cache"
+    return None
+
+
+def available_offline(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """Names that load without the network (see :func:`offline_source`), in catalog order."""
+    return [name for name in DATASETS if offline_source(name, data_dir) is not None]

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from lossval_odv.bench.config import BACKEND_NAMES
+from lossval_odv.bench import BACKEND_NAMES
 from lossval_odv.bench.records import CellResult
 from lossval_odv.bench.tasks import Task
 

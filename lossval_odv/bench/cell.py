@@ -25,6 +25,7 @@ from lossval_odv.bench.models import BASELINE_TRAIN_KWARGS, prediction_model
 from lossval_odv.bench.noise import NOISE_FUNCTIONS
 from lossval_odv.bench.records import CellResult
 from lossval_odv.bench.versions import versions
+from lossval_odv.datasets.tables import TableSource
 
 from opendataval.dataloader import DataFetcher, Register
 
@@ -33,8 +34,23 @@ def task_of(dataset: str) -> str:
     return "classification" if Register.Datasets[dataset].one_hot else "regression"
 
 
+def register_table(cell: Cell) -> None:
+    """Register the cell's file or OpenML dataset in this process (a worker's first)."""
+    if cell.table is not None:
+        from lossval_odv.datasets.tables import register_table as register
+
+        register(cell.table)
+
+
 @lru_cache(maxsize=4)
-def _fetch_cached(dataset: str, split: tuple[int, int, int], seed: int, noise: str, rate: float):
+def _fetch_cached(
+    dataset: str,
+    split: tuple[int, int, int],
+    seed: int,
+    noise: str,
+    rate: float,
+    table: TableSource | None,  # in the cache key only: another file content, another split
+):
     train, valid, test = split
     return DataFetcher.setup(
         dataset_name=dataset,
@@ -53,7 +69,10 @@ def make_fetcher(cell: Cell) -> DataFetcher:
         from lossval_odv.datasets import set_data_dir
 
         set_data_dir(cell.data_dir)
-    return _fetch_cached(cell.dataset, cell.split, cell.data_seed, cell.noise, cell.rate)
+    register_table(cell)
+    return _fetch_cached(
+        cell.dataset, cell.split, cell.data_seed, cell.noise, cell.rate, cell.table
+    )
 
 
 @dataclass(frozen=True)
@@ -88,6 +107,7 @@ def compute_cell(cell: Cell, *, precomputed: Valuation | None = None) -> CellRes
     """
     start = time.perf_counter()
     device = cell_device(cell)
+    register_table(cell)
     task = task_of(cell.dataset)
     result = CellResult(
         key=cell.key,

@@ -7,10 +7,21 @@ the allowed values; nothing is run or written before a config validates.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from lossval_odv.bench import BACKEND_NAMES
 from lossval_odv.bench.config_checks import config_problems, load_yaml
@@ -66,6 +77,62 @@ class MethodConfig(_Strict):
         return self.label or self.name
 
 
+class DatasetEntry(_Strict):
+    """A dataset from a file or an OpenML id (see :mod:`lossval_odv.datasets.tables`).
+
+    ``file`` (a CSV, CSV.gz or Parquet path, relative to the config file) with its
+    ``target`` column, or ``openml`` (an id; ``target`` defaults to OpenML's); ``task``
+    is required (never guessed); ``name`` is the registry name (default: the file name
+    without suffix, or ``openml-ID``). A file is read and checked when the config is.
+    """
+
+    file: str | None = None
+    openml: int | None = Field(None, ge=1)
+    target: str | None = None
+    task: Literal["classification", "regression"]
+    name: str | None = None
+    _source: Any = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _load(self, info: ValidationInfo) -> DatasetEntry:
+        from lossval_odv.datasets.errors import DatasetError
+        from lossval_odv.datasets.tables import file_source, openml_source
+
+        if (self.file is None) == (self.openml is None):
+            raise ValueError("give either file: (with target:) or openml:, not both or neither")
+        try:
+            if self.file is not None:
+                if self.target is None:
+                    raise ValueError("file: needs target: (the target column's name)")
+                base = Path((info.context or {}).get("base_dir", "."))
+                self._source = file_source(
+                    base / Path(self.file).expanduser(),
+                    target=self.target,
+                    task=self.task,
+                    name=self.name,
+                )
+            else:
+                self._source = openml_source(
+                    self.openml, task=self.task, target=self.target, name=self.name
+                )
+        except DatasetError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    @property
+    def source(self):
+        """The :class:`~lossval_odv.datasets.tables.TableSource` (checksum included)."""
+        return self._source
+
+
+# a registered name, or a mapping; the tag keeps errors to the branch the entry took
+_ENTRY_TAG = "mapping"
+DatasetItem = Annotated[
+    Annotated[str, Tag("name")] | Annotated[DatasetEntry, Tag(_ENTRY_TAG)],
+    Discriminator(lambda value: "name" if isinstance(value, str) else _ENTRY_TAG),
+]
+
+
 class ExperimentsConfig(_Strict):
     """Which experiments run after the values (the paper's protocol, steps 4-6)."""
 
@@ -80,7 +147,7 @@ class BenchmarkConfig(_Strict):
     """A benchmark: datasets x noise types x noise rates x runs x methods."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
-    datasets: list[str] = Field(min_length=1)
+    datasets: list[DatasetItem] = Field(min_length=1)
     noise_types: list[NoiseType] = Field(min_length=1)
     noise_rates: list[float] = Field(min_length=1)
     runs: int = Field(5, ge=1)
@@ -131,18 +198,45 @@ class BenchmarkConfig(_Strict):
 
     @field_validator("datasets")
     @classmethod
-    def _known_datasets(cls, names: list[str]) -> list[str]:
+    def _known_datasets(cls, entries: list[str | DatasetEntry]) -> list[str | DatasetEntry]:
         from lossval_odv.datasets import benchmark_datasets
 
         runnable = benchmark_datasets()
-        unknown = [n for n in names if n not in runnable]
+        unknown = [n for n in entries if isinstance(n, str) and n not in runnable]
         if unknown:
             raise ValueError(
                 f"unknown dataset(s) {unknown}; the benchmark runs tabular datasets: "
-                f"{', '.join(runnable)} (more through a plugin module: `plugins:` or "
-                "$LOSSVAL_ODV_PLUGINS; `lossval-odv datasets` lists them)"
+                f"{', '.join(runnable)}, a file or an OpenML id ({{file: PATH, target: "
+                "COLUMN, task: classification|regression}, {openml: ID, task: ...}), and "
+                "those of plugin modules (`plugins:` or $LOSSVAL_ODV_PLUGINS); "
+                "`lossval-odv datasets` lists them"
             )
-        return names
+        return entries
+
+    @model_validator(mode="after")
+    def _register_tables(self) -> BenchmarkConfig:
+        """Register the file and OpenML datasets, so that they load by name here."""
+        from lossval_odv.datasets.errors import DatasetError
+        from lossval_odv.datasets.tables import register_table
+
+        for index, entry in enumerate(self.datasets):
+            if isinstance(entry, DatasetEntry):
+                try:
+                    register_table(entry.source)
+                except DatasetError as error:
+                    raise ValueError(f"datasets.{index}: {error}") from None
+        return self
+
+    @property
+    def dataset_names(self) -> list[str]:
+        """Registry names of the datasets, in the config's order."""
+        return [e if isinstance(e, str) else e.source.name for e in self.datasets]
+
+    @property
+    def table_sources(self) -> dict:
+        """Name -> :class:`~lossval_odv.datasets.tables.TableSource` of the file and
+        OpenML datasets."""
+        return {e.source.name: e.source for e in self.datasets if isinstance(e, DatasetEntry)}
 
     @model_validator(mode="after")
     def _unique_method_names(self) -> BenchmarkConfig:
@@ -162,7 +256,7 @@ class BenchmarkConfig(_Strict):
 def _format_error(source: str, error: ValidationError) -> str:
     lines = [f"invalid config {source}:"]
     for item in error.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in item["loc"] if p != _ENTRY_TAG) or "(top level)"
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key"
@@ -172,16 +266,22 @@ def _format_error(source: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_config(data: Any, *, source: str = "<dict>") -> BenchmarkConfig:
-    """Validate a mapping into a :class:`BenchmarkConfig`, or raise :class:`ConfigError`."""
+def parse_config(
+    data: Any, *, source: str = "<dict>", base_dir: str | Path = "."
+) -> BenchmarkConfig:
+    """Validate a mapping into a :class:`BenchmarkConfig`, or raise :class:`ConfigError`.
+
+    ``base_dir`` is where the relative ``file:`` paths of ``datasets`` start (the config
+    file's directory when read by :func:`load_config`).
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"invalid config {source}: expected a mapping of keys, got {data!r}")
     try:
-        config = BenchmarkConfig.model_validate(data)
+        config = BenchmarkConfig.model_validate(data, context={"base_dir": str(base_dir)})
     except ValidationError as error:
         raise ConfigError(_format_error(source, error)) from None
     problems = config_problems(
-        datasets=config.datasets,
+        datasets=config.dataset_names,
         noise_rates=config.noise_rates,
         methods=config.methods,
         device=config.device,
@@ -200,4 +300,4 @@ def load_config(path: str | Path) -> BenchmarkConfig:
         data = load_yaml(path.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
-    return parse_config(data, source=str(path))
+    return parse_config(data, source=str(path), base_dir=path.parent)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lossval_odv.bench.config import BenchmarkConfig
+from lossval_odv.datasets.tables import TableSource
 from lossval_odv.evaluators.capabilities import capabilities_of
 
 GRID_VERSION = 1  # bump when a change alters what a cell computes, to invalidate old rows
@@ -44,11 +45,17 @@ class Cell:
     experiments: dict[str, Any] = field(hash=False)
     device: str = "cpu"
     data_dir: str | None = None
+    table: TableSource | None = field(default=None, hash=False)  # a file or OpenML dataset
 
     @property
     def key(self) -> str:
-        """Content hash of everything that determines the result (not where data live)."""
-        payload = {k: v for k, v in asdict(self).items() if k != "data_dir"}
+        """Content hash of everything that determines the result (not where data live).
+
+        A file dataset's checksum is part of it: a changed file gives new cells.
+        """
+        payload = {k: v for k, v in asdict(self).items() if k not in ("data_dir", "table")}
+        if self.table is not None:  # absent otherwise: the paper's datasets keep their keys
+            payload["table"] = self.table.identity()
         payload["grid_version"] = GRID_VERSION
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -63,7 +70,7 @@ def expand(config: BenchmarkConfig) -> list[Cell]:
     cells = []
     # run-major: an interrupted grid holds complete early runs of every dataset
     for run in range(config.runs):
-        for dataset in config.datasets:
+        for dataset in config.dataset_names:
             for noise in config.noise_types:
                 for rate in config.noise_rates:
                     data_seed = derive_seed(config.seed, dataset, noise, rate, run)
@@ -83,6 +90,7 @@ def expand(config: BenchmarkConfig) -> list[Cell]:
                                 experiments=experiments,
                                 device=config.device,
                                 data_dir=config.data_dir,
+                                table=config.table_sources.get(dataset),
                             )
                         )
     return cells

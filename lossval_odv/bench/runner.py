@@ -77,7 +77,9 @@ def run_benchmark(
     if retry_failed or {c.key for c in cells} - store.finished_keys():
         # loads the datasets: only when there is work
         split = (config.split.train, config.split.valid, config.split.test)
-        problems += split_problems(datasets=config.datasets, split=split, data_dir=config.data_dir)
+        problems += split_problems(
+            datasets=config.dataset_names, split=split, data_dir=config.data_dir
+        )
     problem = output_dir_problem(out)
     if problem:
         problems.append(f"output_dir: {problem}")

@@ -41,7 +41,7 @@ def load_dataset(
         Integer labels (classification) or z-scored float target (regression).
     """
     spec = get_spec(name)
-    return preprocess(load_raw(name, data_dir), spec)
+    return preprocess(load_raw(name, data_dir), task=spec.task, balance=spec.balance)
 
 
 def offline_source(name: str, data_dir: str | os.PathLike[str] | None = None) -> str | None:

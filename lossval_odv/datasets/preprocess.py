@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
-from lossval_odv.datasets.catalog import ELECTRICITY_SEED, DatasetSpec
+from lossval_odv.datasets.catalog import ELECTRICITY_SEED, Task
 from lossval_odv.datasets.sources import RawDataset
 
 
@@ -46,8 +46,12 @@ def undersample(
     )
 
 
-def preprocess(raw: RawDataset, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
+def preprocess(
+    raw: RawDataset, *, task: Task, balance: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Turn a stored dataset into what ``load_openml`` returns.
+
+    ``balance`` undersamples every class to the minority count first (electricity).
 
     Returns
     -------
@@ -57,12 +61,12 @@ def preprocess(raw: RawDataset, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarr
         Integer class labels (classification) or the z-scored float target.
     """
     features, target = raw.features, raw.target
-    if spec.balance:
+    if balance:
         features, target = undersample(features, target)
     dropped = set(raw.categorical)
     numeric = [c for c in features.columns if c not in dropped and is_numeric_dtype(features[c])]
     x = features[numeric].to_numpy(dtype=np.float64)
-    if spec.task == "classification":
+    if task == "classification":
         _, y = np.unique(target.to_numpy(), return_inverse=True)
         y = y.reshape(-1)
     else:

@@ -184,19 +184,19 @@ def read_data_file(path: Path, spec: DatasetSpec, entry: dict | None) -> RawData
 
 
 def content_problem(
-    frame: pd.DataFrame, *, categorical: list[str], numeric_target: bool
+    frame: pd.DataFrame, *, categorical: list[str], numeric_target: bool, target: str = TARGET
 ) -> str | None:
     """The first bad value of a data file's table, naming its column and row, or None.
 
     Every feature column not listed as categorical must be numeric (preprocessing would
     otherwise drop it silently), and no feature or target value may be missing, NaN or
-    infinite (categorical columns, which preprocessing drops, excepted). Rows are counted
-    from 1 after the header line.
+    infinite (categorical columns, which preprocessing drops, excepted). ``target`` names
+    the target column. Rows are counted from 1 after the header line.
     """
     for column in frame.columns:
         values = frame[column]
-        numeric = column != TARGET and column not in categorical
-        if numeric or (column == TARGET and numeric_target):
+        numeric = column != target and column not in categorical
+        if numeric or (column == target and numeric_target):
             parsed = pd.to_numeric(values, errors="coerce")
             bad = parsed.isna() & values.notna()
             if bad.any():

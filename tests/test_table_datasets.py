@@ -19,7 +19,7 @@ from lossval_odv.bench.config import ConfigError, load_config
 from lossval_odv.bench.grid import GRID_VERSION, expand
 from lossval_odv.bench.store import ResultStore
 from lossval_odv.cli import main as cli_main
-from lossval_odv.datasets.errors import DatasetIntegrityError
+from lossval_odv.datasets.errors import DatasetIntegrityError, DatasetUnavailableError
 from lossval_odv.datasets.tables import load_table
 
 from opendataval.dataloader import Register
@@ -172,6 +172,21 @@ def test_an_openml_entry_loads_its_default_target(tmp_path: Path, monkeypatch) -
     x, _ = Register.Datasets["openml-4321"].load_data()
     assert asked == {"data_id": 4321, "target_column": "default-target"}
     assert x.shape == (ROWS, 3)  # colour dropped
+
+
+def test_an_unreachable_openml_id_is_an_environment_failure(tmp_path: Path, monkeypatch) -> None:
+    import sklearn.datasets
+
+    from lossval_odv.bench.failures import ENVIRONMENT, failure_cause
+
+    def fetch_openml(**_):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_openml", fetch_openml)
+    source = load_config(_setup(tmp_path, {"openml": 4322, "task": "regression"})).table_sources
+    with pytest.raises(DatasetUnavailableError, match="OpenML 4322 could not be loaded") as error:
+        load_table(source["openml-4322"])
+    assert failure_cause(f"{type(error.value).__name__}: {error.value}") == ENVIRONMENT
 
 
 def test_lossval_odv_run_on_a_csv_end_to_end(tmp_path: Path, capsys) -> None:

@@ -29,7 +29,11 @@ import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
 from lossval_odv.datasets.catalog import DATASETS, Task
-from lossval_odv.datasets.errors import DatasetError, DatasetIntegrityError
+from lossval_odv.datasets.errors import (
+    DatasetError,
+    DatasetIntegrityError,
+    DatasetUnavailableError,
+)
 from lossval_odv.datasets.preprocess import preprocess
 from lossval_odv.datasets.sources import (
     OPENML_DELAY,
@@ -154,14 +158,19 @@ def read_table(path: Path) -> pd.DataFrame:
 def _fetch_openml(source: TableSource) -> tuple[pd.DataFrame, pd.Series]:
     import sklearn.datasets as skdatasets
 
-    bunch = skdatasets.fetch_openml(
-        data_id=source.openml_id,
-        data_home=str(openml_data_home()),
-        as_frame=True,
-        target_column=source.target or "default-target",
-        n_retries=OPENML_RETRIES,
-        delay=OPENML_DELAY,
-    )
+    try:
+        bunch = skdatasets.fetch_openml(
+            data_id=source.openml_id,
+            data_home=str(openml_data_home()),
+            as_frame=True,
+            target_column=source.target or "default-target",
+            n_retries=OPENML_RETRIES,
+            delay=OPENML_DELAY,
+        )
+    except Exception as error:  # network, HTTP and OpenML errors alike: retried next run
+        raise DatasetUnavailableError(
+            f"OpenML {source.openml_id} could not be loaded ({type(error).__name__}: {error})"
+        ) from error
     if not isinstance(bunch.data, pd.DataFrame) or not isinstance(bunch.target, pd.Series):
         raise DatasetIntegrityError(
             f"OpenML {source.openml_id} did not give one feature table and one target column"

@@ -201,9 +201,13 @@ class BenchmarkConfig(_Strict):
     def _known_datasets(cls, entries: list[str | DatasetEntry]) -> list[str | DatasetEntry]:
         from lossval_odv.datasets import benchmark_datasets
 
-        runnable = benchmark_datasets()
-        unknown = [n for n in entries if isinstance(n, str) and n not in runnable]
+        from opendataval.dataloader import Register
+
+        # any registered name is accepted (OpenDataVal's own tabular sets too); the
+        # message lists the benchmark's, not OpenDataVal's image and text sets
+        unknown = [n for n in entries if isinstance(n, str) and n not in Register.Datasets]
         if unknown:
+            runnable = benchmark_datasets()
             raise ValueError(
                 f"unknown dataset(s) {unknown}; the benchmark runs tabular datasets: "
                 f"{', '.join(runnable)}, a file or an OpenML id ({{file: PATH, target: "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,11 @@ def _fresh(code: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        # the repository first, then wherever this interpreter's own packages were put
+        env={
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
         check=True,

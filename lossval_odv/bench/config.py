@@ -111,6 +111,7 @@ class BenchmarkConfig(_Strict):
     device: str = "cpu"
     data_dir: str | None = None
     output_dir: str | None = None
+    reference: str | None = None
     plugins: list[str] = Field(default_factory=list)
     backend: BackendName = "auto"
     n_jobs: int | None = Field(None, ge=1)
@@ -148,6 +149,14 @@ class BenchmarkConfig(_Strict):
                     "(noisy points a minority, as the 2-means detection assumes)"
                 )
         return rates
+
+    @field_validator("reference")
+    @classmethod
+    def _reference_exists(cls, path: str | None) -> str | None:
+        # a results tree in the authors' layout, compared in the report (reporting.reference)
+        if path is not None and not Path(path).is_dir():
+            raise ValueError(f"reference directory {path} does not exist")
+        return path
 
     @field_validator("datasets")
     @classmethod

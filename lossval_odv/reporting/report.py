@@ -22,7 +22,7 @@ from lossval_odv.bench.failures import failures_markdown, group_failures
 from lossval_odv.bench.grid import expand
 from lossval_odv.bench.store import ResultStore
 from lossval_odv.evaluators import KEYS
-from lossval_odv.reporting import export, publish, wins
+from lossval_odv.reporting import export, publish, reference, wins
 from lossval_odv.reporting.plots import make_figures
 
 LOSSVAL = KEYS["LossValODV"]
@@ -393,6 +393,13 @@ def _write_report(
             "## Paper claims vs this run\n",
             _claims_scope(ok, methods),
             claims_markdown(check_claims(ok)),
+        ]
+        if config.reference is not None:
+            sections += [
+                "## Side by side with the paper\n",
+                reference.reference_section(ok, config, config.reference, paths["tables"]),
+            ]
+        sections += [
             "## Where each method wins\n",
             wins_text,
             "## Tables\n",

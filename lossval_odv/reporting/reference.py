@@ -64,20 +64,24 @@ class ReferenceError(ValueError):
 def parse_method(name: str) -> tuple[str, dict[str, Any]] | None:
     """``"DataOob(num_models=1000)"`` -> ``("DataOob", {"num_models": 1000})``; None when
     the name is not ``Class(arg=value, ...)``. Values are Python literals where they read
-    as one, else strings; ``cache_name`` is dropped."""
-    match = _METHOD.match(name)
-    if match is None:
+    as one, else their source text (``cache_name=cached_9``); ``cache_name`` is dropped."""
+    if _METHOD.match(name) is None:
+        return None
+    try:
+        call = ast.parse(name, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(call, ast.Call) or call.args or any(k.arg is None for k in call.keywords):
         return None
     args: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in match["args"].split(","))):
-        key, _, raw = part.partition("=")
+    for keyword in call.keywords:
+        if keyword.arg in NOT_A_BUDGET:
+            continue
         try:
-            value = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            value = raw.strip()
-        if key.strip() not in NOT_A_BUDGET:
-            args[key.strip()] = value
-    return match["cls"], args
+            args[keyword.arg] = ast.literal_eval(keyword.value)
+        except ValueError:
+            args[keyword.arg] = ast.unparse(keyword.value)
+    return call.func.id, args
 
 
 def _results_root(directory: Path) -> Path:

@@ -1,7 +1,8 @@
 """The run report: exports, figures and ``report.md`` with the paper's claims checked.
 
 :func:`build_report` reads a results store and writes, under the output directory,
-``results/`` (paper-layout CSVs), ``tables/`` (mean ± SEM, CSV and markdown),
+``results/`` (paper-layout CSVs, and the detection F1 in the authors' own layout under
+``results/{baselines,lossval}/``), ``tables/`` (mean ± SEM, CSV and markdown),
 ``figures/`` (PNG) and ``report.md``. Every number in the report is computed from the
 store; the claims section states for each claim of the paper whether it holds here, and
 "Where each method wins" (:mod:`lossval_odv.reporting.wins`) names the best method per task, noise
@@ -22,7 +23,7 @@ from lossval_odv.bench.failures import failures_markdown, group_failures
 from lossval_odv.bench.grid import expand
 from lossval_odv.bench.store import ResultStore
 from lossval_odv.evaluators import KEYS
-from lossval_odv.reporting import export, publish, reference, wins
+from lossval_odv.reporting import authors_layout, export, publish, reference, wins
 from lossval_odv.reporting.plots import make_figures
 
 LOSSVAL = KEYS["LossValODV"]
@@ -384,6 +385,7 @@ def _write_report(
         sections.append("No cell finished successfully: no tables, figures or claims.\n")
     else:
         export.export_paper_layout(ok, paths["results"], methods)
+        authors_layout.export_authors_layout(ok, config, paths["results"])
         summaries = export.all_summaries(ok, methods)
         export.write_summaries(summaries, paths["tables"])
         wins_text, win_tables = wins.section_markdown(ok, methods)
@@ -405,7 +407,9 @@ def _write_report(
             "## Tables\n",
             "All tables (also per noise rate, AUROC and AUPRC) are in `tables/` as CSV and "
             "markdown (the win tables above as `tables/wins_*.csv`); per-dataset "
-            "paper-layout CSVs are in `results/`. The best method of each column is in bold.\n",
+            "paper-layout CSVs are in `results/`, and the detection F1 also in the LossVal "
+            "authors' own layout, which their scripts read, in `results/baselines/` and "
+            "`results/lossval/`. The best method of each column is in bold.\n",
             _tables_markdown(summaries),
             "## Figures\n",
             _figures_markdown(figures, output_dir),

@@ -23,7 +23,14 @@ from lossval_odv.bench.failures import failures_markdown, group_failures
 from lossval_odv.bench.grid import expand
 from lossval_odv.bench.store import ResultStore
 from lossval_odv.evaluators import KEYS
-from lossval_odv.reporting import authors_layout, export, publish, reference, wins
+from lossval_odv.reporting import (
+    authors_layout,
+    critical_difference,
+    export,
+    publish,
+    reference,
+    wins,
+)
 from lossval_odv.reporting.plots import make_figures
 
 LOSSVAL = KEYS["LossValODV"]
@@ -402,6 +409,10 @@ def _write_report(
                 reference.reference_section(ok, config, config.reference, paths["tables"]),
             ]
         sections += [
+            "## Significance: critical-difference diagrams\n",
+            critical_difference.cd_section(
+                ok, methods, paths["figures"], paths["tables"], output_dir
+            ),
             "## Where each method wins\n",
             wins_text,
             "## Tables\n",

@@ -78,12 +78,11 @@ step() {
 step cuda_tests 90 text "$py" -m pytest -q -p no:cacheprovider -m cuda
 xdist=()
 "$py" -c "import xdist" 2>/dev/null && xdist=(-n 8 --dist loadfile)
-step test_suite 120 text "$py" -m pytest -q -p no:cacheprovider "${xdist[@]}"
-step bench_lossval 60 md "$py" benchmarks/bench_lossval.py --device cuda --datasets pol --seeds 1
-step bench_batched 60 text "$py" benchmarks/bench_batched.py --device cuda --sections throughput
-if [[ -f benchmarks/bench_baselines.py ]]; then
-    step bench_baselines 150 md "$py" benchmarks/bench_baselines.py --device cuda
-fi
+step test_suite 100 text "$py" -m pytest -q -p no:cacheprovider "${xdist[@]}"
+step bench_baselines 150 text "$py" benchmarks/bench_baselines.py --device cuda --odv-budget 5 --max-models 1024 --markdown "$out/baselines_gpu.md"
+step bench_shapley 130 md "$py" benchmarks/bench_shapley.py --device cuda --datasets pol kin8nm --permutations 2 --fast-permutations 100
+step bench_lossval 45 md "$py" benchmarks/bench_lossval.py --device cuda --datasets pol --seeds 1
+step bench_batched 45 text "$py" benchmarks/bench_batched.py --device cuda --sections throughput
 
 {
     echo

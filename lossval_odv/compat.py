@@ -326,11 +326,15 @@ def quiet_upstream() -> Iterator[None]:
 
     Inside a benchmark, evaluators (Data-OOB, KNN-Shapley, LAVA, ...) each draw tqdm bars
     and OpenDataVal's DataLoaders warn about ``pin_memory`` on every CPU fit; the driver
-    shows one progress bar for the grid instead. tqdm reads ``TQDM_DISABLE`` only at
-    import, so this makes ``disable=True`` the default of bars created inside the block
-    (a bar that passes ``disable`` itself keeps its choice) and restores it afterwards.
+    shows one progress bar for the grid instead. AME's ``LassoCV`` (OpenDataVal's estimator,
+    which the fast AME reuses) warns of coordinate-descent non-convergence a dozen times a
+    cell; its values are OpenDataVal's either way, so those warnings are silenced too.
+    tqdm reads ``TQDM_DISABLE`` only at import, so this makes ``disable=True`` the default
+    of bars created inside the block (a bar that passes ``disable`` itself keeps its
+    choice) and restores it afterwards.
     """
     import tqdm.std
+    from sklearn.exceptions import ConvergenceWarning
 
     original = vars(tqdm.std.tqdm)["__init__"]
     if isinstance(original, partialmethod):
@@ -341,6 +345,7 @@ def quiet_upstream() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="'pin_memory' argument is set as true")
+            warnings.filterwarnings("ignore", category=ConvergenceWarning)
             yield
     finally:
         tqdm.std.tqdm.__init__ = original

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from lossval_odv.bench.config import BenchmarkConfig, parse_config
+from lossval_odv.bench.evaluator_factory import implementation
 from lossval_odv.bench.grid import Cell, expand
 from lossval_odv.bench.records import CellResult
 from lossval_odv.bench.store import ResultStore
@@ -68,6 +69,10 @@ def _cell(dataset: str, noise: str, rate: float, run: int, method: str) -> Cell:
     )
 
 
+# which package computed each synthetic method's cells, as the cell records it
+IMPLEMENTATIONS = {"lossval": "lossval_odv", "knn": "opendataval", "oob": "lossval_odv"}
+
+
 def f1_value(method: str, noise: str, rate: float, run: int, *, flip: bool) -> float:
     """The planted F1: LossVal best on label noise (worst when ``flip``), knn on feature."""
     base = METHODS[method][1]
@@ -112,7 +117,10 @@ def fill_store(path: Path, *, flip: bool = False, failed: bool = True) -> Result
                             curves=_curves(method),
                             seconds=METHODS[method][2] * (1 + 0.1 * run),
                             total_seconds=METHODS[method][2] * 2,
-                            versions={"numpy": np.__version__},
+                            versions={
+                                "numpy": np.__version__,
+                                "implementation": IMPLEMENTATIONS[method],
+                            },
                         )
                         store.add(result, config="synthetic")
     if failed:
@@ -272,6 +280,18 @@ def test_report_lists_run_and_failed_cells(report: dict[str, Path]) -> None:
     assert "| iris | label | 0.3 | 0 | knn | RuntimeError: planted failure |" in failed
     assert "Traceback" not in failed
     assert "config: `synthetic`" in text and "numpy " + np.__version__ in text
+    expected = ", ".join(f"{m} ({i})" for m, i in sorted(IMPLEMENTATIONS.items()))
+    assert f"- implementations: {expected}\n" in text
+    assert "implementation " not in text.split("library versions:", 1)[1].splitlines()[0]
+
+
+def test_cells_record_the_implementing_package() -> None:
+    assert implementation("knnshapley") == "opendataval"
+    assert implementation("dataoob") == "opendataval"
+    assert implementation("fastdataoob") == "lossval_odv"
+    assert implementation("fastdatashapley") == "lossval_odv"
+    assert implementation("lossvalodv") == "lossval_odv"
+    assert implementation("nosuchevaluator") == "unregistered"
 
 
 def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:

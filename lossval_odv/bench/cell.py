@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from lossval_odv import compat
-from lossval_odv.bench.evaluator_factory import build_evaluator
+from lossval_odv.bench.evaluator_factory import build_evaluator, implementation
 from lossval_odv.bench.experiments import EXPERIMENTS, ExperimentInput
 from lossval_odv.bench.grid import Cell
 from lossval_odv.bench.models import BASELINE_TRAIN_KWARGS, prediction_model
@@ -96,7 +96,7 @@ def compute_cell(cell: Cell, *, precomputed: Valuation | None = None) -> CellRes
         status="failed",
         task=task,
         device=str(device),
-        versions=versions(),
+        versions={**versions(), "implementation": implementation(cell.evaluator)},
     )
     try:
         with compat.quiet_upstream():
@@ -164,5 +164,5 @@ def failed_result(cell: Cell, reason: str) -> CellResult:
         status="failed",
         task=task_of(cell.dataset),
         error=reason,
-        versions=versions(),
+        versions={**versions(), "implementation": implementation(cell.evaluator)},
     )

@@ -15,6 +15,15 @@ SAMPLERS = {"grtmc": GrTMCSampler, "tmc": TMCSampler, "montecarlo": MonteCarloSa
 DEVICE_TYPES = {"str": str, "torch.device": torch.device}
 
 
+def implementation(evaluator: str) -> str:
+    """Which package implements a registry key: ``"opendataval"`` for OpenDataVal's own
+    evaluators, ``"lossval_odv"`` for ours (LossVal, the fast baselines, ...), else the
+    plugin's top-level package. Stored with every cell, since e.g. ``dataoob`` and
+    ``fastdataoob`` estimate the same values by different code."""
+    cls = DataEvaluator.Evaluators.get(evaluator)
+    return "unregistered" if cls is None else cls.__module__.split(".")[0]
+
+
 def build_evaluator(cell: Cell, device: torch.device) -> DataEvaluator:
     """The cell's evaluator from the registry, seeded by the cell.
 

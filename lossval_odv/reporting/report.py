@@ -242,8 +242,18 @@ def _versions(frame: pd.DataFrame) -> dict[str, list[str]]:
     seen: dict[str, set[str]] = {}
     for text in frame["versions"].dropna():
         for library, version in json.loads(text).items():
-            seen.setdefault(library, set()).add(str(version))
+            if library != "implementation":
+                seen.setdefault(library, set()).add(str(version))
     return {library: sorted(versions) for library, versions in sorted(seen.items())}
+
+
+def _implementations(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Method -> the packages whose code computed its finished cells (recorded per cell)."""
+    seen: dict[str, set[str]] = {}
+    ok = frame[frame["status"] == "ok"]
+    for method, text in ok[["method", "versions"]].dropna().itertuples(index=False):
+        seen.setdefault(method, set()).add(json.loads(text).get("implementation", "unrecorded"))
+    return {method: sorted(found) for method, found in sorted(seen.items())}
 
 
 def metadata_markdown(
@@ -261,6 +271,8 @@ def metadata_markdown(
         + ", ".join(f"{r:g}" for r in sorted(frame["rate"].unique()))
         + f"; runs per setting: {frame['run'].nunique()}",
         f"- methods: {', '.join(methods)}",
+        "- implementations: "
+        + ", ".join(f"{m} ({', '.join(i)})" for m, i in _implementations(frame).items()),
         f"- devices: {', '.join(sorted(frame['device'].dropna().unique()))}",
         f"- library versions: {versions or '–'}",
         f"- compute time: {frame['total_seconds'].sum():.1f} s in cells, of which "

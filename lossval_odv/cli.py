@@ -126,10 +126,11 @@ def _command(args: argparse.Namespace, config, out: Path) -> int:
         print(f"collected {added} new cells from {len(stores)} store(s) into {out / STORE_NAME}")
         return 0
     if args.command == "compare":
-        from lossval_odv.reporting.reference import ReferenceError, compare_store
+        from lossval_odv.reporting.reference import ReferenceError
+        from lossval_odv.reporting.report import compare_store
 
         try:
-            print(compare_store(config, output_dir=out, reference=args.reference, to=args.to))
+            print(compare_store(config, output_dir=out, source=args.reference, to=args.to))
         except ReferenceError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

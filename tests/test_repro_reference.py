@@ -12,13 +12,8 @@ import pytest
 from lossval_odv.bench.config import ConfigError, parse_config
 from lossval_odv.bench.runner import run_benchmark
 from lossval_odv.cli import main
-from lossval_odv.reporting.reference import (
-    ReferenceError,
-    compare,
-    parse_method,
-    read_reference,
-    reference_class,
-)
+from lossval_odv.reporting.authors_layout import reference_class
+from lossval_odv.reporting.reference import ReferenceError, compare, parse_method, read_reference
 
 MODEL = "classifiermlp (epochs=5, batch_size=128, lr=0.1)"
 PAPER_KNN = [0.30, 0.40, 0.50]  # at noise rate 0.2

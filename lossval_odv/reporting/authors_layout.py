@@ -29,6 +29,8 @@ DETECTION_FILES = {
 AUTHORS_COLUMNS = ["kmeans_f1", "method", "dataset", "noise_rate", "model"]
 KINDS = ("baselines", "lossval")  # the authors keep their own method's results apart
 LOSSVAL_KIND, LOSSVAL_EVALUATOR = "lossval", "lossvalodv"
+# our evaluators with no OpenDataVal ancestor, and the authors' name for their method
+OWN_COUNTERPARTS = {"LossValODV": "LossVal"}
 TASKS = ("classification", "regression")
 
 
@@ -37,12 +39,23 @@ def detection_file(root: Path, kind: str, task: str, dataset: str, noise: str) -
     return root / kind / task / dataset / DETECTION_FILES[noise]
 
 
+def reference_class(evaluator: str) -> str:
+    """The class the authors would name for our registry key ``evaluator``: the nearest
+    registered OpenDataVal class in its ancestry (itself when it is OpenDataVal's)."""
+    from opendataval.dataval import DataEvaluator
+
+    registered = {cls: key for key, cls in DataEvaluator.Evaluators.items()}
+    cls = DataEvaluator.Evaluators[evaluator]
+    for ancestor in cls.__mro__:
+        if ancestor in registered and ancestor.__module__.startswith("opendataval."):
+            return ancestor.__name__
+    return OWN_COUNTERPARTS.get(cls.__name__, cls.__name__)
+
+
 def authors_method_name(evaluator: str, params: dict[str, Any], metric: str | None = None) -> str:
     """Our method as the authors name theirs: the OpenDataVal class it reproduces and its
     params, ``DataOob(num_models=50)``; a utility ``metric`` set in the config is added
     (two methods may differ by it alone)."""
-    from lossval_odv.reporting.reference import reference_class
-
     args = dict(sorted(params.items()))
     if metric is not None:
         args["metric"] = metric

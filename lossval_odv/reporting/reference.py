@@ -29,14 +29,11 @@ import numpy as np
 import pandas as pd
 
 from lossval_odv.bench.config import BenchmarkConfig
-from lossval_odv.reporting import export
-from lossval_odv.reporting.authors_layout import DETECTION_FILES, KINDS, TASKS
+from lossval_odv.reporting.authors_layout import DETECTION_FILES, KINDS, TASKS, reference_class
 from lossval_odv.reporting.export import mean_sem, write_csv, write_text
 
 _METHOD = re.compile(r"^(?P<cls>[A-Za-z_]\w*)\((?P<args>.*)\)$")
 NOT_A_BUDGET = ("cache_name",)
-# our evaluators with no OpenDataVal ancestor, and the authors' name for their method
-OWN_COUNTERPARTS = {"LossValODV": "LossVal"}
 NOISE_Z = 2.0  # the difference counts as noise within 2 combined standard errors
 COLUMNS = [
     "task",
@@ -137,19 +134,6 @@ def read_reference(directory: str | Path) -> tuple[pd.DataFrame, dict[str, int]]
     kept = kept.rename(columns={"kmeans_f1": "f1"})
     columns = ["task", "dataset", "noise", "paper_method", "evaluator_class", "args"]
     return kept[[*columns, "noise_rate", "f1"]].reset_index(drop=True), skipped
-
-
-def reference_class(evaluator: str) -> str:
-    """The class the authors would name for our registry key ``evaluator``: the nearest
-    registered OpenDataVal class in its ancestry (itself when it is OpenDataVal's)."""
-    from opendataval.dataval import DataEvaluator
-
-    registered = {cls: key for key, cls in DataEvaluator.Evaluators.items()}
-    cls = DataEvaluator.Evaluators[evaluator]
-    for ancestor in cls.__mro__:
-        if ancestor in registered and ancestor.__module__.startswith("opendataval."):
-            return ancestor.__name__
-    return OWN_COUNTERPARTS.get(cls.__name__, cls.__name__)
 
 
 def _effective(evaluator: str, params: dict[str, Any], name: str) -> Any:
@@ -299,32 +283,4 @@ def reference_section(
     rows, skipped = read_reference(reference)
     table = compare(ok, rows, config)
     write_comparison(table, skipped, str(reference), tables_dir)
-    return comparison_markdown(table, skipped, str(reference))
-
-
-def compare_store(
-    config: BenchmarkConfig,
-    *,
-    output_dir: Path,
-    reference: str | Path | None = None,
-    to: Path | None = None,
-) -> str:
-    """Compare the config's ``ok`` cells in ``output_dir``'s store with ``reference`` (or the
-    config's); write the tables under ``to`` (default ``output_dir/reference_comparison``)
-    and return the markdown. :class:`ReferenceError` when there is nothing to compare."""
-    from lossval_odv.bench.runner import STORE_NAME
-    from lossval_odv.bench.store import ResultStore
-    from lossval_odv.reporting.report import config_rows
-
-    reference = reference if reference is not None else config.reference
-    if reference is None:
-        raise ReferenceError("no reference: give --reference DIR or set reference: in the config")
-    store = output_dir / STORE_NAME
-    if not store.is_file():
-        raise ReferenceError(f"no results store at {store}; run the config first")
-    rows, _ = config_rows(ResultStore(store).frame(), config)
-    ok = export.ok_rows(export.with_display_names(rows, config))
-    reference_rows, skipped = read_reference(reference)
-    table = compare(ok, reference_rows, config)
-    write_comparison(table, skipped, str(reference), to or output_dir / "reference_comparison")
     return comparison_markdown(table, skipped, str(reference))

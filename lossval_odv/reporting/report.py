@@ -446,3 +446,39 @@ def _write_report(
         )
         sections += ["### Failure causes\n", failures_markdown(groups)]
     export.write_text(paths["report"], "\n".join(sections))
+
+
+def compare_store(
+    config: BenchmarkConfig,
+    *,
+    output_dir: Path,
+    source: str | Path | None = None,
+    to: Path | None = None,
+) -> str:
+    """Compare the config's ``ok`` cells in ``output_dir``'s store with ``source`` (or the
+    config's ``reference``); write the tables under ``to`` (default
+    ``output_dir/reference_comparison``) and return the markdown.
+
+    Raises
+    ------
+    reference.ReferenceError
+        No reference given, no store, or no results in the authors' layout.
+    """
+    from lossval_odv.bench.runner import STORE_NAME
+
+    source = source if source is not None else config.reference
+    if source is None:
+        raise reference.ReferenceError(
+            "no reference: give --reference DIR or set reference: in the config"
+        )
+    store = output_dir / STORE_NAME
+    if not store.is_file():
+        raise reference.ReferenceError(f"no results store at {store}; run the config first")
+    rows, _ = config_rows(ResultStore(store).frame(), config)
+    ok = export.ok_rows(export.with_display_names(rows, config))
+    reference_rows, skipped = reference.read_reference(source)
+    table = reference.compare(ok, reference_rows, config)
+    reference.write_comparison(
+        table, skipped, str(source), to or output_dir / "reference_comparison"
+    )
+    return reference.comparison_markdown(table, skipped, str(source))

@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from lossval_odv.evaluators import ADAPTERS, KEYS
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "lossval_odv"
 
@@ -55,6 +59,20 @@ def test_plugin_contract_import_lossval_odv_then_opendataval():
     )
     assert {"lossvalodv", "tracin", "losstrajectory", "cleanlabquality"} <= set(got["evaluators"])
     assert got["ours"] and all(got["ours"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", sorted(set(ADAPTERS.values())))
+def test_any_adapter_can_be_imported_first(module: str):
+    # The first `import opendataval` registers every adapter, also when an adapter's own
+    # import triggers it: the adapters must not import each other's half-made modules.
+    got = _fresh(
+        "import json\n"
+        f"import {module}\n"
+        "from opendataval.dataval import DataEvaluator\n"
+        "print(json.dumps(sorted(DataEvaluator.Evaluators)))\n"
+    )
+    assert set(KEYS.values()) <= set(got)
 
 
 def _imports(path: Path) -> set[str]:

@@ -44,11 +44,18 @@ class Cell:
     experiments: dict[str, Any] = field(hash=False)
     device: str = "cpu"
     data_dir: str | None = None
+    metric: str | None = None
 
     @property
     def key(self) -> str:
-        """Content hash of everything that determines the result (not where data live)."""
+        """Content hash of everything that determines the result (not where data live).
+
+        An unset ``metric`` (OpenDataVal's default) is left out, so that the cells of
+        stores written before the option existed keep their keys.
+        """
         payload = {k: v for k, v in asdict(self).items() if k != "data_dir"}
+        if payload["metric"] is None:
+            del payload["metric"]
         payload["grid_version"] = GRID_VERSION
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -83,6 +90,7 @@ def expand(config: BenchmarkConfig) -> list[Cell]:
                                 experiments=experiments,
                                 device=config.device,
                                 data_dir=config.data_dir,
+                                metric=method.metric,
                             )
                         )
     return cells

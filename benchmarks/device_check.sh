@@ -18,8 +18,9 @@ out="${OUT:-runs/device_check}"
 mkdir -p "$out"
 report="$out/device_check.md"
 py="${PYTHON:-python3}"
-export PYTHONUNBUFFERED=1 TQDM_DISABLE=1
-export LOSSVAL_ODV_DATA="${LOSSVAL_ODV_DATA:-.data}"
+export PYTHONUNBUFFERED=1
+# absolute: tests run the CLI in other working directories
+export LOSSVAL_ODV_DATA="${LOSSVAL_ODV_DATA:-$repo/.data}"
 
 if [[ -d .whl ]] && compgen -G ".whl/*.whl" >/dev/null; then
     site=/tmp/lossval_odv_site
@@ -58,7 +59,7 @@ step() {
             grep -E '^(\||#|[A-Za-z])' "$out/$name.log" | grep -vE '^(WARNING|Warning)'
         else
             echo '```'
-            tail -n 60 "$out/$name.log"
+            grep -vE "PASSED|Warning|warner|^$" "$out/$name.log" | tail -n 60
             echo '```'
         fi
     } >>"$report"
@@ -78,11 +79,13 @@ step() {
 step cuda_tests 90 text "$py" -m pytest -q -p no:cacheprovider -m cuda
 xdist=()
 "$py" -c "import xdist" 2>/dev/null && xdist=(-n 8 --dist loadfile)
-step test_suite 100 text "$py" -m pytest -q -p no:cacheprovider "${xdist[@]}"
-step bench_baselines 150 text "$py" benchmarks/bench_baselines.py --device cuda --odv-budget 5 --max-models 1024 --markdown "$out/baselines_gpu.md"
-step bench_shapley 130 md "$py" benchmarks/bench_shapley.py --device cuda --datasets pol kin8nm --permutations 2 --fast-permutations 100
-step bench_lossval 45 md "$py" benchmarks/bench_lossval.py --device cuda --datasets pol --seeds 1
-step bench_batched 45 text "$py" benchmarks/bench_batched.py --device cuda --sections throughput
+# the fast subset (no process pools, Ray clusters or long trainings), failures named as
+# they happen (-v), so that a step stopped at its limit still says which tests failed
+step test_suite 150 text "$py" -m pytest -v -p no:cacheprovider -m "not slow" -W ignore "${xdist[@]}"
+step bench_baselines 150 text env TQDM_DISABLE=1 "$py" benchmarks/bench_baselines.py --device cuda --odv-budget 5 --max-models 1024 --markdown "$out/baselines_gpu.md"
+step bench_shapley 150 md env TQDM_DISABLE=1 "$py" benchmarks/bench_shapley.py --device cuda --datasets pol kin8nm --permutations 2 --fast-permutations 100
+step bench_lossval 45 md env TQDM_DISABLE=1 "$py" benchmarks/bench_lossval.py --device cuda --datasets pol --seeds 1
+step bench_batched 45 text env TQDM_DISABLE=1 "$py" benchmarks/bench_batched.py --device cuda --sections throughput
 
 {
     echo

@@ -146,6 +146,16 @@ def _parser() -> argparse.ArgumentParser:
         help=f"data directory to look in (default: ${ENV_DATA_DIR})",
     )
 
+    compare = commands.add_parser(
+        "compare", help="detection F1 side by side with results in the authors' layout"
+    )
+    compare.add_argument("config", type=Path)
+    compare.add_argument("--reference", type=Path, help="default: the config's reference")
+    compare.add_argument("--output-dir", type=Path, help="where the store is")
+    compare.add_argument(
+        "--to", type=Path, help="where the tables go (default: OUTPUT_DIR/reference_comparison)"
+    )
+
     commands.add_parser(
         "methods",
         help="the valuation methods (evaluator registry keys) and their parameters",
@@ -238,6 +248,16 @@ def _command(args: argparse.Namespace, config, out: Path) -> int:
         with store.exclusive():
             added = store.merge_from(stores)
         print(f"collected {added} new cells from {len(stores)} store(s) into {out / STORE_NAME}")
+        return 0
+    if args.command == "compare":
+        from lossval_odv.reporting.reference import ReferenceError
+        from lossval_odv.reporting.report import compare_store
+
+        try:
+            print(compare_store(config, output_dir=out, source=args.reference, to=args.to))
+        except ReferenceError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "report":
         from lossval_odv.bench.runner import STORE_NAME

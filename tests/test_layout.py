@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from lossval_odv.evaluators import ADAPTERS, KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "lossval_odv"
@@ -17,7 +22,11 @@ def _fresh(code: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        # the repository first, then wherever this interpreter's own packages were put
+        env={
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
         check=True,
@@ -55,6 +64,20 @@ def test_plugin_contract_import_lossval_odv_then_opendataval():
     )
     assert {"lossvalodv", "tracin", "losstrajectory", "cleanlabquality"} <= set(got["evaluators"])
     assert got["ours"] and all(got["ours"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", sorted(set(ADAPTERS.values())))
+def test_any_adapter_can_be_imported_first(module: str):
+    # The first `import opendataval` registers every adapter, also when an adapter's own
+    # import triggers it: the adapters must not import each other's half-made modules.
+    got = _fresh(
+        "import json\n"
+        f"import {module}\n"
+        "from opendataval.dataval import DataEvaluator\n"
+        "print(json.dumps(sorted(DataEvaluator.Evaluators)))\n"
+    )
+    assert set(KEYS.values()) <= set(got)
 
 
 def _imports(path: Path) -> set[str]:

@@ -28,6 +28,7 @@ from lossval_odv.bench.versions import versions
 from lossval_odv.datasets.tables import TableSource
 
 from opendataval.dataloader import DataFetcher, Register
+from opendataval.metrics import Metrics
 
 
 def task_of(dataset: str) -> str:
@@ -145,7 +146,8 @@ def _value_and_evaluate(
     model = prediction_model(task, n_features, n_classes, device)
     if evaluator is not None:
         t0 = time.perf_counter()
-        evaluator.train(fetcher, model, None, **BASELINE_TRAIN_KWARGS[task])
+        metric = None if cell.metric is None else Metrics(cell.metric)  # None: upstream's
+        evaluator.train(fetcher, model, metric, **BASELINE_TRAIN_KWARGS[task])
         values = np.asarray(evaluator.data_values, dtype=np.float64).reshape(-1)
         result.seconds = time.perf_counter() - t0
     else:

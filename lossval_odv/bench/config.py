@@ -32,6 +32,13 @@ MAX_BATCH_RUNS = 64  # cells trained together at most; beyond, a batch gains lit
 MAX_NOISE_RATE = 0.5
 
 
+def metric_names() -> tuple[str, ...]:
+    """The names of OpenDataVal's utility metrics, as ``Metrics(name)`` takes them."""
+    from opendataval.metrics import Metrics
+
+    return tuple(member.name.lower() for member in Metrics)
+
+
 class ConfigError(ValueError):
     """A config file that cannot be used; the message names the key and the problem."""
 
@@ -54,12 +61,25 @@ class MethodConfig(_Strict):
     ``evaluator`` is a key of ``DataEvaluator.Evaluators`` (the lower-cased class name,
     e.g. ``lossvalodv``, ``knnshapley``, ``lavaevaluator``, ``dataoob``); ``params`` go
     to its constructor. ``label`` names the method in tables (defaults to ``name``).
+    ``metric`` is the utility a retraining baseline scores its models with, a name of
+    OpenDataVal's ``Metrics`` (``accuracy``, ``neg_l2``, ``neg_mse``); unset, OpenDataVal
+    chooses (accuracy for classification, neg_mse for regression). Evaluators without a
+    utility (KNN-Shapley, LAVA, LossVal, ...) ignore it.
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     evaluator: str
     params: dict[str, Any] = Field(default_factory=dict)
     label: str | None = None
+    metric: str | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        if value is not None and value not in metric_names():
+            allowed = ", ".join(metric_names())
+            raise ValueError(f"unknown metric {value!r}; OpenDataVal's Metrics: {allowed}")
+        return value
 
     @field_validator("evaluator")
     @classmethod
@@ -158,6 +178,7 @@ class BenchmarkConfig(_Strict):
     device: str = "cpu"
     data_dir: str | None = None
     output_dir: str | None = None
+    reference: str | None = None
     plugins: list[str] = Field(default_factory=list)
     backend: BackendName = "auto"
     n_jobs: int | None = Field(None, ge=1)
@@ -195,6 +216,14 @@ class BenchmarkConfig(_Strict):
                     "(noisy points a minority, as the 2-means detection assumes)"
                 )
         return rates
+
+    @field_validator("reference")
+    @classmethod
+    def _reference_exists(cls, path: str | None) -> str | None:
+        # a results tree in the authors' layout, compared in the report (reporting.reference)
+        if path is not None and not Path(path).is_dir():
+            raise ValueError(f"reference directory {path} does not exist")
+        return path
 
     @field_validator("datasets")
     @classmethod

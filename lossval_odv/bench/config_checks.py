@@ -184,20 +184,21 @@ def config_problems(
 ) -> list[str]:
     """Every problem of a schema-valid config that needs no data, as ``key: message``.
 
-    ``methods`` are the config's method entries (``name``, ``evaluator``, ``params``).
+    ``methods`` are the config's method entries (``name``, ``evaluator``, ``params``,
+    ``metric``).
     """
     problems = []
     for key, values in (("datasets", datasets), ("noise_rates", noise_rates)):
         repeated = duplicates(values)
         if repeated:
             problems.append(f"{key}: listed more than once: {repeated}")
-    settings = [(m.evaluator, sorted(m.params.items(), key=str)) for m in methods]
+    settings = [(m.evaluator, sorted(m.params.items(), key=str), m.metric) for m in methods]
     for index, method in enumerate(methods):
         first = settings.index(settings[index])
         if first != index:
             problems.append(
                 f"methods.{index}: {method.name!r} repeats methods.{first} "
-                f"({methods[first].name!r}): same evaluator and params"
+                f"({methods[first].name!r}): same evaluator, params and metric"
             )
         for problem in param_problems(method.evaluator, method.params):
             problems.append(f"methods.{index}.params.{problem}")

@@ -45,16 +45,22 @@ class Cell:
     experiments: dict[str, Any] = field(hash=False)
     device: str = "cpu"
     data_dir: str | None = None
+    metric: str | None = None
     table: TableSource | None = field(default=None, hash=False)  # a file or OpenML dataset
 
     @property
     def key(self) -> str:
         """Content hash of everything that determines the result (not where data live).
 
-        A file dataset's checksum is part of it: a changed file gives new cells.
+        An unset ``metric`` (OpenDataVal's default) is left out, and so is the ``table`` of
+        a registered dataset, so that the cells of stores written before these options
+        existed keep their keys. A file dataset's checksum is part of it: a changed file
+        gives new cells.
         """
         payload = {k: v for k, v in asdict(self).items() if k not in ("data_dir", "table")}
-        if self.table is not None:  # absent otherwise: the paper's datasets keep their keys
+        if payload["metric"] is None:
+            del payload["metric"]
+        if self.table is not None:
             payload["table"] = self.table.identity()
         payload["grid_version"] = GRID_VERSION
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
@@ -90,6 +96,7 @@ def expand(config: BenchmarkConfig) -> list[Cell]:
                                 experiments=experiments,
                                 device=config.device,
                                 data_dir=config.data_dir,
+                                metric=method.metric,
                                 table=config.table_sources.get(dataset),
                             )
                         )

@@ -29,7 +29,7 @@ from lossval_odv.core.semivalues import (
     data_shapley_values,
     gr_tmc_marginal_contributions,
 )
-from lossval_odv.evaluators.fast_baselines import _ENGINE_DOC, FastRetraining
+from lossval_odv.evaluators.retraining import ENGINE_DOC, FastRetraining
 
 from opendataval.dataval.margcontrib import BetaShapley, DataShapley
 from opendataval.dataval.margcontrib.sampler import GrTMCSampler
@@ -119,7 +119,7 @@ class FastDataShapley(_FastShapley, DataShapley):
     __doc__ = (
         "OpenDataVal's DataShapley (GR-TMC sampler), permutations side by side.\n"
         + _SAMPLER_DOC
-        + _ENGINE_DOC
+        + ENGINE_DOC
     )
     counterpart = "DataShapley"
 
@@ -155,7 +155,7 @@ class FastBetaShapley(_FastShapley, BetaShapley):
     __doc__ = (
         "OpenDataVal's BetaShapley (GR-TMC sampler), permutations side by side.\n"
         + _SAMPLER_DOC
-        + _ENGINE_DOC
+        + ENGINE_DOC
         + """    alpha, beta : float, optional
         Parameters of the Beta cardinality weights, by default 4 and 1 (upstream's);
         computed in log space, so they stay finite above 1070 points (upstream's turn NaN)

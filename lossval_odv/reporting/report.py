@@ -1,7 +1,8 @@
 """The run report: exports, figures and ``report.md`` with the paper's claims checked.
 
 :func:`build_report` reads a results store and writes, under the output directory,
-``results/`` (paper-layout CSVs), ``tables/`` (mean ± SEM, CSV and markdown),
+``results/`` (paper-layout CSVs, and the detection F1 in the authors' own layout under
+``results/{baselines,lossval}/``), ``tables/`` (mean ± SEM, CSV and markdown),
 ``figures/`` (PNG) and ``report.md``. Every number in the report is computed from the
 store; the claims section states for each claim of the paper whether it holds here, and
 "Where each method wins" (:mod:`lossval_odv.reporting.wins`) names the best method per task, noise
@@ -22,7 +23,14 @@ from lossval_odv.bench.failures import failures_markdown, group_failures
 from lossval_odv.bench.grid import expand
 from lossval_odv.bench.store import ResultStore
 from lossval_odv.evaluators import KEYS
-from lossval_odv.reporting import export, publish, wins
+from lossval_odv.reporting import (
+    authors_layout,
+    critical_difference,
+    export,
+    publish,
+    reference,
+    wins,
+)
 from lossval_odv.reporting.plots import make_figures
 
 LOSSVAL = KEYS["LossValODV"]
@@ -396,6 +404,7 @@ def _write_report(
         sections.append("No cell finished successfully: no tables, figures or claims.\n")
     else:
         export.export_paper_layout(ok, paths["results"], methods)
+        authors_layout.export_authors_layout(ok, config, paths["results"])
         summaries = export.all_summaries(ok, methods)
         export.write_summaries(summaries, paths["tables"])
         wins_text, win_tables = wins.section_markdown(ok, methods)
@@ -405,12 +414,25 @@ def _write_report(
             "## Paper claims vs this run\n",
             _claims_scope(ok, methods),
             claims_markdown(check_claims(ok)),
+        ]
+        if config.reference is not None:
+            sections += [
+                "## Side by side with the paper\n",
+                reference.reference_section(ok, config, config.reference, paths["tables"]),
+            ]
+        sections += [
+            "## Significance: critical-difference diagrams\n",
+            critical_difference.cd_section(
+                ok, methods, paths["figures"], paths["tables"], output_dir
+            ),
             "## Where each method wins\n",
             wins_text,
             "## Tables\n",
             "All tables (also per noise rate, AUROC and AUPRC) are in `tables/` as CSV and "
             "markdown (the win tables above as `tables/wins_*.csv`); per-dataset "
-            "paper-layout CSVs are in `results/`. The best method of each column is in bold.\n",
+            "paper-layout CSVs are in `results/`, and the detection F1 also in the LossVal "
+            "authors' own layout, which their scripts read, in `results/baselines/` and "
+            "`results/lossval/`. The best method of each column is in bold.\n",
             _tables_markdown(summaries),
             "## Figures\n",
             _figures_markdown(figures, output_dir),
@@ -424,3 +446,39 @@ def _write_report(
         )
         sections += ["### Failure causes\n", failures_markdown(groups)]
     export.write_text(paths["report"], "\n".join(sections))
+
+
+def compare_store(
+    config: BenchmarkConfig,
+    *,
+    output_dir: Path,
+    source: str | Path | None = None,
+    to: Path | None = None,
+) -> str:
+    """Compare the config's ``ok`` cells in ``output_dir``'s store with ``source`` (or the
+    config's ``reference``); write the tables under ``to`` (default
+    ``output_dir/reference_comparison``) and return the markdown.
+
+    Raises
+    ------
+    reference.ReferenceError
+        No reference given, no store, or no results in the authors' layout.
+    """
+    from lossval_odv.bench.runner import STORE_NAME
+
+    source = source if source is not None else config.reference
+    if source is None:
+        raise reference.ReferenceError(
+            "no reference: give --reference DIR or set reference: in the config"
+        )
+    store = output_dir / STORE_NAME
+    if not store.is_file():
+        raise reference.ReferenceError(f"no results store at {store}; run the config first")
+    rows, _ = config_rows(ResultStore(store).frame(), config)
+    ok = export.ok_rows(export.with_display_names(rows, config))
+    reference_rows, skipped = reference.read_reference(source)
+    table = reference.compare(ok, reference_rows, config)
+    reference.write_comparison(
+        table, skipped, str(source), to or output_dir / "reference_comparison"
+    )
+    return reference.comparison_markdown(table, skipped, str(source))

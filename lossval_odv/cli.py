@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="lossval-odv",
         description=_text(
             "LossVal data valuation benchmark on OpenDataVal: run a config, "
-            "build its report, list datasets and methods, prefetch data, collect shards."
+            "build its report, compare it with the authors' results, list datasets and "
+            "methods, prefetch data, collect shards."
         ),
         epilog=ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -149,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "compare", help="detection F1 side by side with results in the authors' layout"
     )
-    compare.add_argument("config", type=Path)
+    compare.add_argument("config", type=Path, help=config_help)
     compare.add_argument("--reference", type=Path, help="default: the config's reference")
     compare.add_argument("--output-dir", type=Path, help="where the store is")
     compare.add_argument(

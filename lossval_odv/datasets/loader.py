@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
-from lossval_odv.datasets.catalog import DATASETS, get_spec
+from lossval_odv.datasets.catalog import DATASETS, DatasetSpec, get_spec
 from lossval_odv.datasets.errors import DatasetIntegrityError
 from lossval_odv.datasets.preprocess import preprocess
 from lossval_odv.datasets.sources import (
@@ -53,16 +54,21 @@ def offline_source(name: str, data_dir: str | os.PathLike[str] | None = None) ->
     spec = get_spec(name)
     directory = resolve_data_dir(data_dir)
     path = None if directory is None else directory / spec.file_name
-    if path is not None and path.exists():
-        try:
-            read_data_file(path, spec, expected_entry(directory, spec))
-        except DatasetIntegrityError:
-            pass
-        else:
-            return str(path)
+    if path is not None and path.exists() and _passes_checks(path, spec, directory):
+        return str(path)
     if in_openml_cache(spec):
         return "scikit-learn's OpenML cache"
     return None
+
+
+def _passes_checks(path: Path, spec: DatasetSpec, directory: Path) -> bool:
+    """Whether a data file passes its checksum, shape and content checks (a file that
+    fails them is no source: the next one is tried)."""
+    try:
+        read_data_file(path, spec, expected_entry(directory, spec))
+    except DatasetIntegrityError:
+        return False
+    return True
 
 
 def available_offline(data_dir: str | os.PathLike[str] | None = None) -> list[str]:

@@ -116,7 +116,7 @@ def compute_cell(cell: Cell, *, precomputed: Valuation | None = None) -> CellRes
         status="failed",
         task=task,
         device=str(device),
-        versions={**versions(), "implementation": implementation(cell.evaluator)},
+        versions=_provenance(cell),
     )
     try:
         with compat.quiet_upstream():
@@ -176,6 +176,11 @@ def _value_and_evaluate(
             result.curves.update(outcome.curves)
 
 
+def _provenance(cell: Cell) -> dict[str, str]:
+    """The library versions and the package that implements the cell's evaluator."""
+    return {**versions(), "implementation": implementation(cell.evaluator)}
+
+
 def failed_result(cell: Cell, reason: str) -> CellResult:
     """The record of a cell that could not be computed at all (e.g. its worker died)."""
     return CellResult(
@@ -184,5 +189,5 @@ def failed_result(cell: Cell, reason: str) -> CellResult:
         status="failed",
         task=task_of(cell.dataset),
         error=reason,
-        versions={**versions(), "implementation": implementation(cell.evaluator)},
+        versions=_provenance(cell),
     )

@@ -552,3 +552,17 @@ def test_report_files_respect_the_umask(tmp_path: Path) -> None:
         os.umask(previous)
     modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "out").rglob("*") if p.is_file()}
     assert modes == {0o640}
+
+
+def test_critical_difference_ranks_detection_and_removal(report: dict[str, Path]) -> None:
+    table = pd.read_csv(report["tables"] / "critical_difference.csv", keep_default_na=False)
+    text = report["report"].read_text()
+    for task in DATASETS.values():
+        removal = table[(table["score"] == "removal_gap") & (table["task"] == task)]
+        # planted removal strength: lossval > knn > oob in every cell
+        assert removal["method"].tolist() == ["lossval", "knn", "oob"]
+        assert set(removal["model"]) == {"paper"} and set(removal["noise"]) == {"all"}
+        assert (removal["blocks"] == len(NOISES) * len(RATES)).all()
+        assert f"](figures/cd_removal_{task}_paper.png)" in text
+        detection = table[(table["score"] == "detection_f1") & (table["task"] == task)]
+        assert set(detection["noise"]) == set(NOISES)

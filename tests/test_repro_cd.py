@@ -70,6 +70,7 @@ def test_section_ranks_a_planted_best_method_first(tmp_path: Path):
                     f1 = level + 0.05 * rng.normal()
                     rows.append(("classification", "label", dataset, rate, run, method, f1))
     ok = pd.DataFrame(rows, columns=["task", "noise", "dataset", "rate", "run", "method", "f1"])
+    ok["curves"] = [{} for _ in range(len(ok))]  # no removal curves: no removal diagrams
     scores = block_scores(ok, "f1", ["best", "mid", "worst", "noise"])
     assert scores.shape == (12, 4)  # dataset x rate blocks, runs averaged
     figures, tables = tmp_path / "figures", tmp_path / "tables"
@@ -80,3 +81,58 @@ def test_section_ranks_a_planted_best_method_first(tmp_path: Path):
     assert table["method"].tolist() == ["best", "mid", "noise", "worst"]
     assert table["average_rank"].tolist() == [1.0, 2.0, 3.0, 4.0]
     assert (table["friedman_p"] < 1e-6).all()
+    assert set(table["score"]) == {"detection_f1"}
+    assert "figures/cd_removal" not in text
+    assert "not tested: point-removal gap: no point-removal results" in text
+    assert not list(figures.glob("cd_removal_*"))
+
+
+AXIS = [0.0, 0.1, 0.2, 0.3]
+
+
+def _removal_cells(rng: np.random.Generator) -> pd.DataFrame:
+    """Cells of two noise types whose removal gaps at 20% are planted per method; F1 is
+    planted in the opposite order, so a removal diagram ranking by F1 would fail."""
+    levels = {"best": 0.3, "mid": 0.15, "worst": -0.1, "noise": 0.05}
+    rows = []
+    for noise in ("label", "feature"):
+        for dataset in ("a", "b", "c", "d"):
+            for rate in (0.1, 0.2):
+                for run in range(2):
+                    for method, gap in levels.items():
+                        gap += 0.03 * rng.normal()
+                        high = 0.7 - gap / 2 * np.array(AXIS) / 0.2
+                        low = 0.7 + gap / 2 * np.array(AXIS) / 0.2
+                        curve = {"axis": AXIS, "remove_low": list(low), "remove_high": list(high)}
+                        curves = {"removal_paper": {**curve, "metric": "accuracy"}}
+                        if method != "worst":  # one model without a method: 3 of 4 ranked
+                            curves["removal_mlp"] = {**curve, "metric": "accuracy"}
+                        f1 = 0.5 - gap
+                        rows.append(("regression", noise, dataset, rate, run, method, f1, curves))
+    columns = ["task", "noise", "dataset", "rate", "run", "method", "f1", "curves"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_section_ranks_a_planted_best_removal_gap_first_per_model(tmp_path: Path):
+    ok = _removal_cells(np.random.default_rng(1))
+    methods = ["best", "mid", "worst", "noise"]
+    figures, tables = tmp_path / "figures", tmp_path / "tables"
+    text = cd_section(ok, methods, figures, tables, tmp_path)
+    for model in ("paper", "mlp"):
+        assert f"figures/cd_removal_regression_{model}.png" in text
+        assert (figures / f"cd_removal_regression_{model}.png").stat().st_size > 0
+    table = pd.read_csv(tables / "critical_difference.csv", keep_default_na=False)
+    assert set(table.columns) >= {"score", "task", "noise", "model", "method", "average_rank"}
+    detection = table[table["score"] == "detection_f1"]
+    assert set(detection["noise"]) == {"label", "feature"}
+    assert (detection["model"] == "").all()
+    assert detection.groupby("noise")["method"].first().eq("worst").all()  # F1 planted reversed
+    removal = table[table["score"] == "removal_gap"]
+    assert (removal["noise"] == "all").all()
+    paper = removal[removal["model"] == "paper"]
+    assert paper["method"].tolist() == ["best", "mid", "noise", "worst"]
+    assert paper["average_rank"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert (paper["blocks"] == 16).all()  # dataset x noise type x rate, runs averaged
+    mlp = removal[removal["model"] == "mlp"]
+    assert mlp["method"].tolist() == ["best", "mid", "noise"]
+    assert (mlp["friedman_p"] < 1e-6).all()

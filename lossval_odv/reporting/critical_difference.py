@@ -8,15 +8,20 @@ methods different when their average ranks differ by at least the critical diffe
 
 with k methods, N blocks and Q the studentized range distribution's quantile.
 
-Blocks, as the authors' visualisations use them: dataset x noise rate (a "setting"), each
-block the mean over its runs, per task and noise type. Runs of one setting share the
-dataset, so they are averaged rather than counted as independent blocks. Only blocks in
-which every method has a value count.
+Two scores are compared, both higher-is-better, each block the mean over its runs (runs of
+one setting share the dataset, so they are averaged rather than counted as independent
+blocks); only blocks in which every method has a value count:
+
+- detection F1 per task and noise type, blocks dataset x noise rate (a "setting"), as the
+  authors' visualisations use them;
+- the point-removal gap (``export.removal_scores``) per task and removal model, all noise
+  types pooled as the report's removal claim check pools them, blocks dataset x noise type
+  x noise rate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +29,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import friedmanchisquare, rankdata, studentized_range
 
-from lossval_odv.reporting.export import write_csv
+from lossval_odv.reporting import export
 from lossval_odv.reporting.plots import plt, save_figure
 
 ALPHA = 0.05
-BLOCK = ["dataset", "rate"]  # a block: one dataset at one noise rate, mean over runs
+BLOCK = ["dataset", "rate"]  # detection: one dataset at one noise rate, mean over runs
+REMOVAL_BLOCK = ["dataset", "noise", "rate"]  # removal pools the noise types into its blocks
+POOLED = "all"  # the ``noise`` of a comparison that pools the noise types
 MIN_METHODS = 3  # the Friedman test compares at least three methods
 
 
@@ -92,9 +99,12 @@ def friedman_nemenyi(scores: pd.DataFrame, *, alpha: float = ALPHA) -> CDResult:
     )
 
 
-def block_scores(cells: pd.DataFrame, value: str, methods: Sequence[str]) -> pd.DataFrame:
-    """Blocks (``BLOCK``) x methods: the mean of ``value`` over each block's runs."""
-    table = cells.pivot_table(index=BLOCK, columns="method", values=value, aggfunc="mean")
+def block_scores(
+    cells: pd.DataFrame, value: str, methods: Sequence[str], *, blocks: Sequence[str] = BLOCK
+) -> pd.DataFrame:
+    """Blocks (the distinct values of the ``blocks`` columns) x methods: the mean of
+    ``value`` over each block's runs."""
+    table = cells.pivot_table(index=list(blocks), columns="method", values=value, aggfunc="mean")
     return table.reindex(columns=[m for m in methods if m in table.columns])
 
 
@@ -139,26 +149,73 @@ def plot_cd(result: CDResult, title: str, path: Path) -> Path:
     return save_figure(figure, path)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One diagram's input: a score's blocks x methods table for one group of cells."""
+
+    score: str  # the CSV's ``score``: detection_f1 | removal_gap
+    task: str
+    noise: str  # the noise type, or ``POOLED``
+    model: str  # the removal model; empty for detection
+    title: str
+    file_name: str
+    scores: pd.DataFrame
+
+
+def detection_comparisons(ok: pd.DataFrame, methods: Sequence[str]) -> Iterator[Comparison]:
+    """Detection F1 per task and noise type, blocks ``BLOCK``."""
+    for (task, noise), cells in ok.groupby(["task", "noise"], sort=True):
+        yield Comparison(
+            score="detection_f1",
+            task=task,
+            noise=noise,
+            model="",
+            title=f"Detection F1, {task} / {noise} noise",
+            file_name=f"cd_f1_{task}_{noise}.png",
+            scores=block_scores(cells, "f1", methods),
+        )
+
+
+def removal_comparisons(ok: pd.DataFrame, methods: Sequence[str]) -> Iterator[Comparison]:
+    """The point-removal gap per task and removal model, noise types pooled (``REMOVAL_BLOCK``)."""
+    gaps = export.removal_scores(ok).rename(columns={"noise_rate": "rate"})
+    for (task, model), cells in gaps.groupby(["task", "model"], sort=True):
+        yield Comparison(
+            score="removal_gap",
+            task=task,
+            noise=POOLED,
+            model=model,
+            title=f"Point-removal gap, {task} / removal model {model}",
+            file_name=f"cd_removal_{task}_{model}.png",
+            scores=block_scores(cells, "gap", methods, blocks=REMOVAL_BLOCK),
+        )
+
+
 def cd_section(
     ok: pd.DataFrame, methods: Sequence[str], figures_dir: Path, tables_dir: Path, output_dir: Path
 ) -> str:
-    """Friedman + Nemenyi for detection F1 per task and noise type: diagrams under
-    ``figures_dir``, ``critical_difference.csv`` under ``tables_dir``, and the markdown."""
+    """Friedman + Nemenyi for detection F1 and the point-removal gap (``Comparison``):
+    diagrams under ``figures_dir``, ``critical_difference.csv`` under ``tables_dir``, and
+    the markdown."""
     rows, parts, skipped = [], [], []
-    for (task, noise), cells in ok.groupby(["task", "noise"], sort=True):
-        name = f"{task} / {noise} noise"
+    removal = list(removal_comparisons(ok, methods))
+    if not removal:
+        skipped.append("point-removal gap: no point-removal results")
+    for comparison in [*detection_comparisons(ok, methods), *removal]:
         try:
-            result = friedman_nemenyi(block_scores(cells, "f1", methods))
+            result = friedman_nemenyi(comparison.scores)
         except ValueError as error:
-            skipped.append(f"{name}: {error}")
+            skipped.append(f"{comparison.title}: {error}")
             continue
-        path = plot_cd(result, f"Detection F1, {name}", figures_dir / f"cd_f1_{task}_{noise}.png")
-        parts.append(f"![{name}]({path.relative_to(output_dir).as_posix()})\n")
+        path = plot_cd(result, comparison.title, figures_dir / comparison.file_name)
+        parts.append(f"![{comparison.title}]({path.relative_to(output_dir).as_posix()})\n")
         for method, rank in zip(result.methods, result.average_ranks, strict=True):
             rows.append(
                 {
-                    "task": task,
-                    "noise": noise,
+                    "score": comparison.score,
+                    "task": comparison.task,
+                    "noise": comparison.noise,
+                    "model": comparison.model,
                     "method": method,
                     "average_rank": rank,
                     "blocks": result.blocks,
@@ -168,14 +225,21 @@ def cd_section(
                 }
             )
     if rows:
-        write_csv(tables_dir / "critical_difference.csv", pd.DataFrame(rows))
+        export.write_csv(tables_dir / "critical_difference.csv", pd.DataFrame(rows))
     intro = (
-        "Detection F1 ranked within blocks of one dataset at one noise rate (mean over the "
-        "runs), per task and noise type; rank 1 is best. Friedman test over the blocks, "
-        f"Nemenyi post-hoc test at alpha = {ALPHA:g}: methods joined by a red bar are not "
-        "significantly different (their average ranks differ by less than CD). Only blocks "
-        "where every method has a value count. Ranks and statistics: "
-        "`tables/critical_difference.csv`.\n"
+        "Each diagram ranks the methods within blocks (mean over a block's runs; rank 1 is "
+        f"best) and tests the ranks with the Friedman test and the Nemenyi post-hoc test at "
+        f"alpha = {ALPHA:g}: methods joined by a red bar are not significantly different "
+        "(their average ranks differ by less than CD). Only blocks where every method has a "
+        "value count. *Detection F1* (`cd_f1_<task>_<noise>`): per task and noise type, "
+        "blocks of one dataset at one noise rate. *Point-removal gap* "
+        "(`cd_removal_<task>_<model>`): the test score after removing the "
+        f"{export.REMOVAL_FRACTION:.0%} lowest-valued minus after removing the "
+        f"{export.REMOVAL_FRACTION:.0%} highest-valued points (higher is better), per task "
+        "and removal model with the noise types pooled, as in the removal claim check: "
+        "blocks of one dataset, noise type and noise rate. Ranks and statistics: "
+        "`tables/critical_difference.csv` (column `score`: detection_f1 or removal_gap; "
+        f"`noise` is `{POOLED}` for pooled noise types).\n"
     )
     notes = [f"- not tested: {line}" for line in skipped]
     return "\n".join([intro, *parts, *notes, ""])

@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LOSSVAL_ODV_DATA="${LOSSVAL_ODV_DATA:-../shared/datasets}"
-.venv/bin/lossval-odv run configs/offline.yaml "$@"
+# the authors' published results, put side by side in the report
+REFERENCE="${LOSSVAL_ODV_REFERENCE:-../shared/reference/lossval-paper}"
+.venv/bin/lossval-odv run configs/offline.yaml --reference "$REFERENCE" "$@"

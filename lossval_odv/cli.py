@@ -33,8 +33,8 @@ ENVIRONMENT = f"""environment:
                        evaluators (as a config's plugins: do)
   {ENV_OFFLINE}  1: never download from OpenML
 
-exit status: 0 done; 1 a cell of the config failed (run); 2 bad usage, config, store,
-data or installation."""
+exit status: 0 done; 1 a cell of the config, or a check of its baselines' model, failed
+(run); 2 bad usage, config, store, data or installation."""
 
 
 def _text(paragraph: str) -> str:
@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     config_help = "benchmark config (YAML; see configs/)"
     output_help = "directory of the store and exports (default: the config's output_dir, "
     output_help += "else runs/<name>)"
+    reference_help = (
+        "results in the authors' layout to put side by side in the report (wins over the "
+        "config's reference)"
+    )
 
     run = commands.add_parser(
         "run",
@@ -102,9 +106,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--shard", type=_shard, metavar="i/N", help="run only slice i of N (e.g. 0/4)")
     run.add_argument(
+        "--methods",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        metavar="NAME,...",
+        help="compute only these methods of the config (a piece; the report covers all)",
+    )
+    run.add_argument(
         "--retry-failed", action="store_true", help="recompute cells whose method failed"
     )
     run.add_argument("--no-report", action="store_true", help="skip tables, figures and report")
+    run.add_argument("--reference", type=Path, metavar="DIR", help=reference_help)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     report = commands.add_parser(
@@ -116,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("config", type=Path, help=config_help)
     report.add_argument("--output-dir", type=Path, help=output_help)
+    report.add_argument("--reference", type=Path, metavar="DIR", help=reference_help)
 
     collect = commands.add_parser(
         "collect",
@@ -205,6 +217,11 @@ def _config_command(args: argparse.Namespace) -> int:
         return 2
     if getattr(args, "data_dir", None) is not None:
         config = config.model_copy(update={"data_dir": str(args.data_dir)})
+    if getattr(args, "reference", None) is not None:
+        if not args.reference.is_dir():
+            print(f"error: reference directory {args.reference} does not exist", file=sys.stderr)
+            return 2
+        config = config.model_copy(update={"reference": str(args.reference)})
     out = config.resolved_output_dir(args.output_dir)
     from lossval_odv.bench.store import StoreError
 
@@ -226,11 +243,12 @@ def _command(args: argparse.Namespace, config, out: Path) -> int:
             backend=args.backend,
             n_jobs=args.n_jobs,
             shard_spec=args.shard,
+            methods=args.methods,
             retry_failed=args.retry_failed,
             progress=not args.quiet,
             ray_address=args.ray_address,
         )
-        failed = 1 if summary.failures else 0
+        failed = 0 if summary.ok else 1
         if args.no_report or args.shard is not None:
             return failed
         if not summary.store.exists():  # every cell failed for environment reasons

@@ -20,19 +20,15 @@ import torch
 from lossval_odv import compat
 from lossval_odv.bench.evaluator_factory import build_evaluator, implementation
 from lossval_odv.bench.experiments import EXPERIMENTS, ExperimentInput
-from lossval_odv.bench.grid import Cell
-from lossval_odv.bench.models import BASELINE_TRAIN_KWARGS, prediction_model
+from lossval_odv.bench.grid import Cell, task_of
+from lossval_odv.bench.models import baseline_training, prediction_model
 from lossval_odv.bench.noise import NOISE_FUNCTIONS
 from lossval_odv.bench.records import CellResult
 from lossval_odv.bench.versions import versions
 from lossval_odv.datasets.tables import TableSource
 
-from opendataval.dataloader import DataFetcher, Register
+from opendataval.dataloader import DataFetcher
 from opendataval.metrics import Metrics
-
-
-def task_of(dataset: str) -> str:
-    return "classification" if Register.Datasets[dataset].one_hot else "regression"
 
 
 def register_table(cell: Cell) -> None:
@@ -147,7 +143,7 @@ def _value_and_evaluate(
     if evaluator is not None:
         t0 = time.perf_counter()
         metric = None if cell.metric is None else Metrics(cell.metric)  # None: upstream's
-        evaluator.train(fetcher, model, metric, **BASELINE_TRAIN_KWARGS[task])
+        evaluator.train(fetcher, model, metric, **baseline_training(task, cell.train))
         values = np.asarray(evaluator.data_values, dtype=np.float64).reshape(-1)
         result.seconds = time.perf_counter() - t0
     else:

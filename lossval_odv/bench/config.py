@@ -55,6 +55,15 @@ class SplitConfig(_Strict):
     test: int = Field(3000, ge=10)
 
 
+class TrainingOverride(_Strict):
+    """Changes to how the baselines' prediction model trains for one task (unset: the
+    protocol's, :data:`lossval_odv.bench.models.BASELINE_TRAIN_KWARGS`)."""
+
+    epochs: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+
+
 class MethodConfig(_Strict):
     """One valuation method: a registered OpenDataVal evaluator and its arguments.
 
@@ -64,7 +73,10 @@ class MethodConfig(_Strict):
     ``metric`` is the utility a retraining baseline scores its models with, a name of
     OpenDataVal's ``Metrics`` (``accuracy``, ``neg_l2``, ``neg_mse``); unset, OpenDataVal
     chooses (accuracy for classification, neg_mse for regression). Evaluators without a
-    utility (KNN-Shapley, LAVA, LossVal, ...) ignore it.
+    utility (KNN-Shapley, LAVA, LossVal, ...) ignore it. ``train`` changes how a
+    retraining baseline fits the baselines' prediction model, per task, e.g.
+    ``{classification: {lr: 0.001}}``; only evaluators that fit that model take it.
+    ``tasks`` restricts the method to datasets of these tasks (unset: all).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
@@ -72,6 +84,8 @@ class MethodConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     label: str | None = None
     metric: str | None = None
+    train: dict[Literal["classification", "regression"], TrainingOverride] | None = None
+    tasks: list[Literal["classification", "regression"]] | None = Field(None, min_length=1)
 
     @field_validator("metric")
     @classmethod
@@ -92,9 +106,27 @@ class MethodConfig(_Strict):
             raise ValueError(f"unknown evaluator {value!r}; allowed: {allowed}")
         return key
 
+    @model_validator(mode="after")
+    def _train_fits_a_model(self) -> MethodConfig:
+        from lossval_odv.evaluators.capabilities import capabilities_of
+
+        if self.train and not capabilities_of(self.evaluator).trains_prediction_model:
+            raise ValueError(
+                f"train: evaluator {self.evaluator!r} does not fit the baselines' prediction "
+                "model, so it has no training to change"
+            )
+        return self
+
     @property
     def display(self) -> str:
         return self.label or self.name
+
+    @property
+    def training(self) -> dict[str, dict[str, float]] | None:
+        """``train`` as plain mappings without unset fields (None if nothing changes)."""
+        if not self.train:
+            return None
+        return {task: o.model_dump(exclude_none=True) for task, o in sorted(self.train.items())}
 
 
 class DatasetEntry(_Strict):

@@ -185,20 +185,22 @@ def config_problems(
     """Every problem of a schema-valid config that needs no data, as ``key: message``.
 
     ``methods`` are the config's method entries (``name``, ``evaluator``, ``params``,
-    ``metric``).
+    ``metric``, ``training``).
     """
     problems = []
     for key, values in (("datasets", datasets), ("noise_rates", noise_rates)):
         repeated = duplicates(values)
         if repeated:
             problems.append(f"{key}: listed more than once: {repeated}")
-    settings = [(m.evaluator, sorted(m.params.items(), key=str), m.metric) for m in methods]
+    settings = [
+        (m.evaluator, sorted(m.params.items(), key=str), m.metric, m.training) for m in methods
+    ]
     for index, method in enumerate(methods):
         first = settings.index(settings[index])
         if first != index:
             problems.append(
                 f"methods.{index}: {method.name!r} repeats methods.{first} "
-                f"({methods[first].name!r}): same evaluator, params and metric"
+                f"({methods[first].name!r}): same evaluator, params, metric and train"
             )
         for problem in param_problems(method.evaluator, method.params):
             problems.append(f"methods.{index}.params.{problem}")

@@ -28,6 +28,13 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(digest[:4], "little") % (2**31)
 
 
+def task_of(dataset: str) -> str:
+    """``classification`` or ``regression``: the registered dataset's task."""
+    from opendataval.dataloader import Register
+
+    return "classification" if Register.Datasets[dataset].one_hot else "regression"
+
+
 @dataclass(frozen=True)
 class Cell:
     """One unit of work: values of one method on one noisy split, then its experiments."""
@@ -46,20 +53,23 @@ class Cell:
     device: str = "cpu"
     data_dir: str | None = None
     metric: str | None = None
+    train: dict[str, dict[str, float]] | None = field(default=None, hash=False)
     table: TableSource | None = field(default=None, hash=False)  # a file or OpenML dataset
 
     @property
     def key(self) -> str:
         """Content hash of everything that determines the result (not where data live).
 
-        An unset ``metric`` (OpenDataVal's default) is left out, and so is the ``table`` of
+        An unset ``metric`` (OpenDataVal's default) or ``train`` (the protocol's training
+        of the baselines' model) is left out, and so is the ``table`` of
         a registered dataset, so that the cells of stores written before these options
         existed keep their keys. A file dataset's checksum is part of it: a changed file
         gives new cells.
         """
         payload = {k: v for k, v in asdict(self).items() if k not in ("data_dir", "table")}
-        if payload["metric"] is None:
-            del payload["metric"]
+        for option in ("metric", "train"):
+            if payload[option] is None:
+                del payload[option]
         if self.table is not None:
             payload["table"] = self.table.identity()
         payload["grid_version"] = GRID_VERSION
@@ -81,6 +91,8 @@ def expand(config: BenchmarkConfig) -> list[Cell]:
                 for rate in config.noise_rates:
                     data_seed = derive_seed(config.seed, dataset, noise, rate, run)
                     for method in config.methods:
+                        if method.tasks is not None and task_of(dataset) not in method.tasks:
+                            continue
                         cells.append(
                             Cell(
                                 dataset=dataset,
@@ -97,6 +109,7 @@ def expand(config: BenchmarkConfig) -> list[Cell]:
                                 device=config.device,
                                 data_dir=config.data_dir,
                                 metric=method.metric,
+                                train=method.training,
                                 table=config.table_sources.get(dataset),
                             )
                         )

@@ -21,6 +21,12 @@ BASELINE_TRAIN_KWARGS = {
 }
 
 
+def baseline_training(task: str, overrides: dict[str, dict] | None = None) -> dict[str, Any]:
+    """How the baselines' prediction model trains for ``task``: the protocol's
+    :data:`BASELINE_TRAIN_KWARGS`, changed by a method's ``train`` overrides."""
+    return {**BASELINE_TRAIN_KWARGS[task], **(overrides or {}).get(task, {})}
+
+
 def prediction_model(task: str, n_features: int, n_classes: int, device: torch.device):
     """The paper's MLPs (the shapes of :data:`lossval_odv.core.mlp.DEFAULT_SHAPE`), as
     OpenDataVal models, for the baselines that need one."""

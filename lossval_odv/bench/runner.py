@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from lossval_odv import compat
 from lossval_odv.bench.backends import make_backend, resolve_backend
 from lossval_odv.bench.config import BenchmarkConfig, ConfigError
 from lossval_odv.bench.config_checks import output_dir_problem, split_problems
@@ -21,6 +23,7 @@ from lossval_odv.bench.failures import (
     group_failures,
 )
 from lossval_odv.bench.grid import Cell, expand, shard
+from lossval_odv.bench.model_checks import model_checks_of, run_check
 from lossval_odv.bench.store import ResultStore
 from lossval_odv.bench.tasks import plan_tasks
 from lossval_odv.plugins import all_plugins
@@ -37,6 +40,11 @@ class RunSummary:
     failed: int  # of the computed cells
     seconds: float
     failures: tuple[FailureGroup, ...] = ()  # every failed cell of the config, by cause
+    failed_checks: tuple[str, ...] = ()  # checks of the prediction model that raised
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.failed_checks
 
 
 def run_benchmark(
@@ -46,6 +54,7 @@ def run_benchmark(
     backend: str | None = None,
     n_jobs: int | None = None,
     shard_spec: tuple[int, int] | None = None,
+    methods: Sequence[str] | None = None,
     retry_failed: bool = False,
     progress: bool = True,
     ray_address: str | None = None,
@@ -55,6 +64,8 @@ def run_benchmark(
     The driver alone writes the store, one row per finished cell, as results arrive;
     stopping it at any point loses only the cells in flight. Environment failures are not
     stored (the next run retries them); method errors are, until ``retry_failed``.
+    ``methods`` (names in the config) computes only those methods' cells: a piece of a
+    long config, whose cells the full config finds done later.
 
     Raises
     ------
@@ -71,6 +82,12 @@ def run_benchmark(
     store = ResultStore(out / store_name)
     store.verify()
     cells = expand(config)
+    if methods is not None:
+        unknown = sorted(set(methods) - {m.name for m in config.methods})
+        if unknown:
+            names = ", ".join(m.name for m in config.methods)
+            raise ConfigError(f"--methods: {unknown} not in config {config.name} ({names})")
+        cells = [c for c in cells if c.method in set(methods)]
     if shard_spec is not None:
         cells = shard(cells, *shard_spec, keep_groups=config.batch_lossval)
     problems = []
@@ -159,6 +176,7 @@ def _run_locked(
                     store.add(result, config=config.name)
                 bar.set_postfix_str(result.cell.describe(), refresh=False)
                 bar.update()
+    failed_checks = _check_models(config, cells, store, progress=progress)
     errors = {**store.failed_errors(c.key for c in cells), **not_kept}
     groups = group_failures((c.describe(), errors[c.key]) for c in cells if c.key in errors)
     summary = RunSummary(
@@ -169,6 +187,7 @@ def _run_locked(
         failed=failed,
         seconds=time.perf_counter() - start,
         failures=tuple(groups),
+        failed_checks=tuple(failed_checks),
     )
     print(
         f"{config.name}: computed {computed} cells ({failed} failed) in {summary.seconds:.1f} s; "
@@ -178,3 +197,28 @@ def _run_locked(
     if groups:
         print(failures_text(groups, len(cells)), file=sys.stderr)
     return summary
+
+
+def _check_models(
+    config: BenchmarkConfig, cells: list[Cell], store: ResultStore, *, progress: bool
+) -> list[str]:
+    """Store the missing checks of the baselines' prediction model for ``cells``' splits
+    (in this process: one fit each); returns ``split: error`` of those that raised."""
+    done = store.model_check_keys()
+    todo = [check for check in model_checks_of(cells) if check.key not in done]
+    if not todo:
+        return []
+    failed = []
+    with tqdm(
+        todo, unit="check", disable=not progress, dynamic_ncols=True, desc="prediction model"
+    ) as bar:
+        for check in bar:
+            try:
+                with compat.quiet_upstream():
+                    diagnosis = run_check(check)
+            except Exception as error:  # reported and counted; the cells are kept
+                failed.append(f"{check.describe()}: {type(error).__name__}: {error}")
+                tqdm.write(f"check failed: {failed[-1]}", file=sys.stderr)
+                continue
+            store.add_model_check(check, diagnosis, config=config.name)
+    return failed

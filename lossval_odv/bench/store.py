@@ -24,12 +24,16 @@ import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from lossval_odv.atomic_files import current_umask
 from lossval_odv.bench.records import CellResult
+
+if TYPE_CHECKING:
+    from lossval_odv.bench.model_checks import ModelCheck
 
 # the table's columns, in order, with their SQL types
 COLUMNS: dict[str, str] = {
@@ -65,6 +69,29 @@ SCHEMA = (
     + ",\n".join(f"    {name} {kind}" for name, kind in COLUMNS.items())
     + "\n)"
 )
+# Beside the cells: one row per check of the baselines' prediction model
+# (:mod:`lossval_odv.bench.model_checks`). Stores of version 1 written before checks existed
+# lack the table; it is created with the first check, and readers take its absence as "no
+# checks", so the schema version stays 1.
+CHECK_COLUMNS: dict[str, str] = {
+    "key": "TEXT PRIMARY KEY",
+    "config": "TEXT NOT NULL",
+    "dataset": "TEXT NOT NULL",
+    "task": "TEXT NOT NULL",
+    "noise": "TEXT NOT NULL",
+    "rate": "REAL NOT NULL",
+    "run": "INTEGER NOT NULL",
+    "data_seed": "INTEGER NOT NULL",
+    "split": "TEXT NOT NULL",
+    "training": "TEXT NOT NULL",
+    "diagnosis": "TEXT NOT NULL",
+    "finished_at": "REAL NOT NULL",
+}
+CHECK_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS model_checks (\n"
+    + ",\n".join(f"    {name} {kind}" for name, kind in CHECK_COLUMNS.items())
+    + "\n)"
+)
 # decoded on request only: the big ones
 DETAIL_COLUMNS = ("curves", "values_blob", "noisy_blob")
 SUMMARY_COLUMNS = [name for name in COLUMNS if name not in DETAIL_COLUMNS]
@@ -74,6 +101,11 @@ SUMMARY_COLUMNS = [name for name in COLUMNS if name not in DETAIL_COLUMNS]
 SCHEMA_VERSION = 1
 SQLITE_HEADER = b"SQLite format 3\x00"
 LOCK_SUFFIX = ".lock"
+
+
+def _has_checks(conn: sqlite3.Connection, schema: str = "main") -> bool:
+    query = f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = 'model_checks'"
+    return conn.execute(query).fetchone() is not None
 
 
 class StoreError(RuntimeError):
@@ -114,13 +146,18 @@ def verify_store(path: Path) -> None:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             columns = [row[1] for row in conn.execute("PRAGMA table_info(cells)")]
+            checks = [row[1] for row in conn.execute("PRAGMA table_info(model_checks)")]
     except sqlite3.DatabaseError as error:
         raise StoreError(f"{path} is a corrupt SQLite database ({error}). {keep}") from None
     if check != "ok":
         raise StoreError(f"{path} is a corrupt SQLite database ({check}). {keep}")
     if not columns:
         raise StoreError(f"{path} is a SQLite database without a cells table. {keep}")
-    if version not in (0, SCHEMA_VERSION) or columns != list(COLUMNS):
+    if (
+        version not in (0, SCHEMA_VERSION)
+        or columns != list(COLUMNS)
+        or checks not in ([], list(CHECK_COLUMNS))
+    ):
         raise StoreError(
             f"{path} has results-store schema version {version} with columns {columns}; "
             f"this lossval-odv reads version {SCHEMA_VERSION}. Use a lossval-odv that matches "
@@ -249,8 +286,56 @@ class ResultStore:
             )
             return cursor.rowcount == 1
 
+    def model_check_keys(self) -> set[str]:
+        """Keys of the stored checks of the baselines' prediction model."""
+        if not self.path.exists():
+            return set()
+        with closing(self._connect()) as conn:
+            if not _has_checks(conn):
+                return set()
+            return {row[0] for row in conn.execute("SELECT key FROM model_checks")}
+
+    def add_model_check(self, check: ModelCheck, diagnosis: dict, *, config: str) -> bool:
+        """Insert one check's diagnosis; returns False if its key was already stored."""
+        cell = check.cell
+        row = {
+            "key": check.key,
+            "config": config,
+            "dataset": cell.dataset,
+            "task": check.task,
+            "noise": cell.noise,
+            "rate": cell.rate,
+            "run": cell.run,
+            "data_seed": cell.data_seed,
+            "split": check.split_text,
+            "training": check.training_text,
+            "diagnosis": json.dumps(diagnosis, sort_keys=True),
+            "finished_at": time.time(),
+        }
+        marks = ", ".join("?" for _ in CHECK_COLUMNS)
+        with closing(self._connect()) as conn, conn:
+            conn.execute(CHECK_SCHEMA)
+            cursor = conn.execute(
+                f"INSERT OR IGNORE INTO model_checks ({', '.join(CHECK_COLUMNS)}) VALUES ({marks})",
+                [row[name] for name in CHECK_COLUMNS],
+            )
+            return cursor.rowcount == 1
+
+    def model_checks_frame(self) -> pd.DataFrame:
+        """The stored checks, their diagnosis (a dict) in column ``diagnosis``."""
+        empty = pd.DataFrame(columns=list(CHECK_COLUMNS))
+        if not self.path.exists():
+            return empty
+        with closing(self._connect()) as conn:
+            if not _has_checks(conn):
+                return empty
+            frame = pd.read_sql_query("SELECT * FROM model_checks", conn)
+        frame["diagnosis"] = [json.loads(d) for d in frame["diagnosis"]]
+        return frame
+
     def merge_from(self, others: Iterable[str | Path]) -> int:
-        """Copy rows of other stores (e.g. shards) that this one lacks; returns how many."""
+        """Copy rows of other stores (e.g. shards) that this one lacks, and their checks of the
+        prediction model; returns how many rows of cells."""
         added = 0
         others = [Path(other) for other in others]
         for other in others:
@@ -263,6 +348,11 @@ class ResultStore:
                 with conn:
                     cursor = conn.execute("INSERT OR IGNORE INTO cells SELECT * FROM other.cells")
                     added += cursor.rowcount
+                    if _has_checks(conn, "other"):
+                        conn.execute(CHECK_SCHEMA)
+                        conn.execute(
+                            "INSERT OR IGNORE INTO model_checks SELECT * FROM other.model_checks"
+                        )
                 conn.execute("DETACH DATABASE other")
         return added
 

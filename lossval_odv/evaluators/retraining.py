@@ -110,7 +110,7 @@ class FastRetraining:
 
     counterpart: str  # the OpenDataVal evaluator it reimplements
     # the fits run on ``device`` (a string; 'auto' picks CUDA when available)
-    capabilities = Capabilities(device_argument="str")
+    capabilities = Capabilities(device_argument="str", trains_prediction_model=True)
 
     def _engine_settings(self, device: str, max_models: int) -> None:
         self.device = device

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from lossval_odv.bench.config import BenchmarkConfig
-from lossval_odv.bench.models import BASELINE_TRAIN_KWARGS
+from lossval_odv.bench.models import baseline_training
 from lossval_odv.reporting.export import write_csv
 
 # our noise type -> the authors' file
@@ -62,11 +62,12 @@ def authors_method_name(evaluator: str, params: dict[str, Any], metric: str | No
     return f"{reference_class(evaluator)}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
 
 
-def model_description(task: str) -> str:
+def model_description(task: str, training: dict[str, dict] | None = None) -> str:
     """The baselines' prediction model as the authors' ``model`` column writes it, e.g.
-    ``classifiermlp (epochs=5, batch_size=128, lr=0.1)``."""
+    ``classifiermlp (epochs=5, batch_size=128, lr=0.1)``, with a method's ``train``
+    changes applied."""
     kind = "classifiermlp" if task == "classification" else "regressionmlp"
-    fit = ", ".join(f"{k}={v}" for k, v in BASELINE_TRAIN_KWARGS[task].items())
+    fit = ", ".join(f"{k}={v}" for k, v in baseline_training(task, training).items())
     return f"{kind} ({fit})"
 
 
@@ -109,7 +110,7 @@ def export_authors_layout(frame: pd.DataFrame, config: BenchmarkConfig, root: Pa
                 ],
                 "dataset": dataset,
                 "noise_rate": rows["rate"].to_numpy(),
-                "model": model_description(task),
+                "model": [model_description(task, methods[m].training) for m in rows["method"]],
             },
             columns=AUTHORS_COLUMNS,
         )

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from lossval_odv.bench.config import BenchmarkConfig
+from lossval_odv.bench.models import BASELINE_TRAIN_KWARGS
 from lossval_odv.reporting.authors_layout import DETECTION_FILES, KINDS, TASKS, reference_class
 from lossval_odv.reporting.export import mean_sem, write_csv, write_text
 
@@ -158,6 +159,18 @@ def budget_note(evaluator: str, params: dict[str, Any], paper_args: dict[str, An
     return "same" if not differences else "; ".join(differences)
 
 
+def training_note(task: str, training: dict[str, dict] | None) -> str:
+    """What a method's ``train`` changes in the baselines' prediction model for ``task``
+    (the authors trained it as the protocol says), e.g. ``; model lr: ours 0.001, paper
+    0.1``; empty when nothing changes."""
+    changes = (training or {}).get(task, {})
+    return "".join(
+        f"; model {name}: ours {value}, paper {BASELINE_TRAIN_KWARGS[task][name]}"
+        for name, value in sorted(changes.items())
+        if value != BASELINE_TRAIN_KWARGS[task][name]
+    )
+
+
 def compare(ours: pd.DataFrame, reference: pd.DataFrame, config: BenchmarkConfig) -> pd.DataFrame:
     """The side-by-side table (columns ``COLUMNS``), one row per task x dataset x noise type
     x our method x matching paper method.
@@ -207,7 +220,8 @@ def compare(ours: pd.DataFrame, reference: pd.DataFrame, config: BenchmarkConfig
                         "paper_method": paper_method,
                         "budget": budget_note(
                             method.evaluator, method.params, paper["args"].iloc[0]
-                        ),
+                        )
+                        + training_note(task, method.training),
                         "noise_rates": " ".join(f"{r:g}" for r in rates),
                         "paper_mean": a_mean,
                         "paper_se": a_se,

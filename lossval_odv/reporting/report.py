@@ -23,9 +23,11 @@ from lossval_odv.bench.failures import failures_markdown, group_failures
 from lossval_odv.bench.grid import expand
 from lossval_odv.bench.store import ResultStore
 from lossval_odv.evaluators import KEYS
+from lossval_odv.evaluators.capabilities import capabilities_of
 from lossval_odv.reporting import (
     authors_layout,
     critical_difference,
+    degeneracy,
     export,
     publish,
     reference,
@@ -36,17 +38,6 @@ from lossval_odv.reporting.plots import make_figures
 LOSSVAL = KEYS["LossValODV"]
 LAVA = "lavaevaluator"
 RANDOM = "randomevaluator"
-# OpenDataVal evaluators that refit the prediction model many times (the paper's protocol budgets).
-RETRAINING = (
-    "dataoob",
-    "ame",
-    "databanzhaf",
-    "influencesubsample",
-    "leaveoneout",
-    "datashapley",
-    "betashapley",
-    "dvrl",
-)
 # Evaluators added beyond the paper's comparison: the claims are about the
 # paper's methods, so these are left out of the checks and compared in "Where each
 # method wins" instead.
@@ -183,7 +174,11 @@ def check_runtime(frame: pd.DataFrame) -> list[ClaimCheck]:
         f"methods (at least {MIN_SPEEDUP:g}x faster than the slowest one present)"
     )
     methods = _lossval_methods(frame)
-    retraining = set(frame.loc[frame["evaluator"].isin(RETRAINING), "method"])
+    retraining = {
+        method
+        for method, evaluator in zip(frame["method"], frame["evaluator"], strict=True)
+        if capabilities_of(evaluator).trains_prediction_model
+    }
     checks = []
     for task in sorted(frame["task"].unique()):
         seconds = _means(frame[frame["task"] == task], "seconds")
@@ -420,6 +415,18 @@ def _write_report(
                 "## Side by side with the paper\n",
                 reference.reference_section(ok, config, config.reference, paths["tables"]),
             ]
+        store = ResultStore(store_path)
+        sections += [
+            "## Degenerate baselines\n",
+            degeneracy.degeneracy_section(
+                ok,
+                _values_of(store, ok["key"]),
+                store.model_checks_frame(),
+                config,
+                methods,
+                paths["tables"],
+            ),
+        ]
         sections += [
             "## Significance: critical-difference diagrams\n",
             critical_difference.cd_section(
@@ -446,6 +453,12 @@ def _write_report(
         )
         sections += ["### Failure causes\n", failures_markdown(groups)]
     export.write_text(paths["report"], "\n".join(sections))
+
+
+def _values_of(store: ResultStore, keys: pd.Series) -> pd.Series:
+    """The stored values of the cells ``keys``, by key."""
+    frame = store.frame(with_values=True)
+    return frame.set_index("key").loc[list(keys), "values"]
 
 
 def compare_store(

@@ -144,6 +144,12 @@ def test_tasks_restricts_a_method_to_its_datasets():
     ]
 
 
+def test_a_method_whose_tasks_match_no_dataset_is_refused():
+    clf_only = {**OOB, "tasks": ["classification"]}
+    with pytest.raises(ConfigError, match="'oob' runs on classification datasets only"):
+        _config([clf_only], datasets=["tiny_reg"])
+
+
 # --- run and report ----------------------------------------------------------------------
 
 

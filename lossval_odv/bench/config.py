@@ -311,6 +311,19 @@ class BenchmarkConfig(_Strict):
             raise ValueError(f"method names must be unique, repeated: {duplicates}")
         return self
 
+    @model_validator(mode="after")
+    def _methods_have_datasets(self) -> BenchmarkConfig:
+        from lossval_odv.bench.grid import task_of
+
+        tasks = {task_of(name) for name in self.dataset_names}
+        for method in self.methods:
+            if method.tasks is not None and not tasks & set(method.tasks):
+                raise ValueError(
+                    f"method {method.name!r} runs on {' and '.join(method.tasks)} datasets "
+                    f"only (its tasks), and the config has none"
+                )
+        return self
+
     def resolved_output_dir(self, override: str | Path | None = None) -> Path:
         """Where the store and exports go: the override, the config's, or runs/<name>."""
         if override is not None:

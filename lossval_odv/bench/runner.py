@@ -26,6 +26,7 @@ from lossval_odv.bench.grid import Cell, expand, shard
 from lossval_odv.bench.model_checks import model_checks_of, run_check
 from lossval_odv.bench.store import ResultStore
 from lossval_odv.bench.tasks import plan_tasks
+from lossval_odv.core.runtime import intra_op_threads
 from lossval_odv.plugins import all_plugins
 
 STORE_NAME = "store.sqlite"
@@ -213,8 +214,8 @@ def _check_models(
         todo, unit="check", disable=not progress, dynamic_ncols=True, desc="prediction model"
     ) as bar:
         for check in bar:
-            try:
-                with compat.quiet_upstream():
+            try:  # one thread, as in the local workers: the same figures wherever it runs
+                with compat.quiet_upstream(), intra_op_threads(1):
                     diagnosis = run_check(check)
             except Exception as error:  # reported and counted; the cells are kept
                 failed.append(f"{check.describe()}: {type(error).__name__}: {error}")

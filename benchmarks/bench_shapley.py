@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import lossval_odv  # noqa: E402, F401  (compatibility layer before OpenDataVal)
-from lossval_odv.bench.grid import task_of  # noqa: E402
 from lossval_odv.bench.models import BASELINE_TRAIN_KWARGS, prediction_model  # noqa: E402
 from lossval_odv.core.runtime import intra_op_threads, resolve_device  # noqa: E402
+from lossval_odv.datasets.register import task_of  # noqa: E402
 from lossval_odv.evaluators import FastDataShapley  # noqa: E402
 
 from opendataval.dataloader import DataFetcher, mix_labels  # noqa: E402

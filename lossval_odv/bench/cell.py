@@ -20,11 +20,12 @@ import torch
 from lossval_odv import compat
 from lossval_odv.bench.evaluator_factory import build_evaluator, implementation
 from lossval_odv.bench.experiments import EXPERIMENTS, ExperimentInput
-from lossval_odv.bench.grid import Cell, task_of
+from lossval_odv.bench.grid import Cell
 from lossval_odv.bench.models import baseline_training, prediction_model
 from lossval_odv.bench.noise import NOISE_FUNCTIONS
 from lossval_odv.bench.records import CellResult
 from lossval_odv.bench.versions import versions
+from lossval_odv.datasets.register import task_of
 from lossval_odv.datasets.tables import TableSource
 
 from opendataval.dataloader import DataFetcher

@@ -25,6 +25,7 @@ from pydantic import (
 
 from lossval_odv.bench import BACKEND_NAMES
 from lossval_odv.bench.config_checks import config_problems, load_yaml
+from lossval_odv.datasets.register import task_of
 
 NoiseType = Literal["label", "feature", "mixed"]
 BackendName = Literal[BACKEND_NAMES]
@@ -313,8 +314,6 @@ class BenchmarkConfig(_Strict):
 
     @model_validator(mode="after")
     def _methods_have_datasets(self) -> BenchmarkConfig:
-        from lossval_odv.bench.grid import task_of
-
         tasks = {task_of(name) for name in self.dataset_names}
         for method in self.methods:
             if method.tasks is not None and not tasks & set(method.tasks):

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lossval_odv.bench.config import BenchmarkConfig
+from lossval_odv.datasets.register import task_of
 from lossval_odv.datasets.tables import TableSource
 from lossval_odv.evaluators.capabilities import capabilities_of
 
@@ -26,13 +27,6 @@ def derive_seed(*parts: Any) -> int:
     """A 31-bit seed from the SHA-256 of the parts' canonical JSON."""
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
     return int.from_bytes(digest[:4], "little") % (2**31)
-
-
-def task_of(dataset: str) -> str:
-    """``classification`` or ``regression``: the registered dataset's task."""
-    from opendataval.dataloader import Register
-
-    return "classification" if Register.Datasets[dataset].one_hot else "regression"
 
 
 @dataclass(frozen=True)

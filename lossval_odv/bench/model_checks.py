@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from lossval_odv.bench.cell import make_fetcher
-from lossval_odv.bench.grid import Cell, derive_seed, task_of
+from lossval_odv.bench.grid import Cell, derive_seed
 from lossval_odv.bench.models import baseline_training, prediction_model
+from lossval_odv.datasets.register import task_of
 from lossval_odv.evaluators.capabilities import capabilities_of
 
 CHECK_VERSION = 1  # bump when a change alters what a check computes

@@ -28,6 +28,14 @@ UPSTREAM_REGISTRATIONS: dict[str, Any] = {}
 UPSTREAM_NAMES: set[str] = set()
 
 
+def task_of(dataset: str) -> str:
+    """``classification`` or ``regression``: the task of a dataset in OpenDataVal's
+    registry (one-hot labels are classification)."""
+    from opendataval.dataloader.register import Register
+
+    return "classification" if Register.Datasets[dataset].one_hot else "regression"
+
+
 def register_datasets() -> dict[str, Any]:
     """Register (or re-register) all twelve datasets; return the new ``Register`` entries."""
     import opendataval.dataloader  # noqa: F401  (runs upstream's registrations first)

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from lossval_odv.bench.config import BenchmarkConfig
-from lossval_odv.bench.grid import task_of
 from lossval_odv.bench.model_checks import canonical_training
 from lossval_odv.bench.models import baseline_training
+from lossval_odv.datasets.register import task_of
 from lossval_odv.evaluators.capabilities import capabilities_of
 from lossval_odv.reporting.export import write_csv
 

@@ -35,6 +35,21 @@ HANDFUL_SHARE = 0.01  # a 2-means group of at most this share of the points is "
 CONSTANT_RTOL = 1e-6  # values within this relative range of each other are constant
 
 
+DIAGNOSIS_COLUMNS = [
+    "task",
+    "dataset",
+    "noise",
+    "rate",
+    "run",
+    "method",
+    "f1",
+    "values",
+    "smaller_2means_group",
+    "model",
+    "model_reason",
+]
+
+
 def smaller_group(values: np.ndarray) -> int:
     """Size of the smaller group of the exact 2-means split of ``values`` (0 when they
     are constant): the cut of the sorted values with the least within-group sum of
@@ -113,7 +128,7 @@ def cell_diagnoses(
                 "model_reason": reason,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=DIAGNOSIS_COLUMNS)
 
 
 def _count(flags: pd.Series) -> str:
@@ -197,16 +212,23 @@ def authors_metric_note(cells: pd.DataFrame, config: BenchmarkConfig) -> str:
     )
 
 
+def degenerate_counts(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per task, dataset, noise type and method: ``k/n`` cells with constant or
+    near-constant values (``degenerate``), from :func:`cell_diagnoses`' rows."""
+    flagged = cells.assign(flag=cells["values"].isin(["constant", "near-constant"]))
+    counts = flagged.groupby(["task", "dataset", "noise", "method"])["flag"].agg(_count)
+    return counts.rename("degenerate").reset_index()
+
+
 def degeneracy_section(
-    ok: pd.DataFrame,
-    values: pd.Series,
+    cells: pd.DataFrame,
     checks: pd.DataFrame,
     config: BenchmarkConfig,
     methods: Sequence[str],
     tables_dir: Path,
 ) -> str:
-    """The report's section, with ``tables/degeneracy_cells.csv`` (one row per cell)."""
-    cells = cell_diagnoses(ok, values, checks, config)
+    """The report's section for :func:`cell_diagnoses`' rows, with
+    ``tables/degeneracy_cells.csv`` (one row per cell)."""
     write_csv(tables_dir / "degeneracy_cells.csv", cells)
     degenerate = cells["values"].isin(["constant", "near-constant"])
     parts = [

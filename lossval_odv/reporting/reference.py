@@ -252,17 +252,25 @@ def comparison_markdown(table: pd.DataFrame, skipped: dict[str, int], source: st
             f"{int(matched.sum())} of {len(table)} comparisons within noise; "
             f"{int((table['budget'] != 'same').sum())} with another budget.\n"
         )
+        extra = "degenerate" in table.columns
+        if extra:
+            lines.append(
+                "*Our degenerate*: our cells whose values are constant or near-constant "
+                '(section "Degenerate baselines"): their 2-means F1 rests on differences near '
+                "float precision, so such rows say little either way.\n"
+            )
         lines.append(
             "| task | dataset | noise | method | paper method | budget | paper | n | ours | n "
-            "| diff | within noise |"
+            "| diff | within noise |" + (" our degenerate |" if extra else "")
         )
-        lines.append("|" + "---|" * 12)
+        lines.append("|" + "---|" * (13 if extra else 12))
         for r in table.itertuples():
             verdict = {True: "yes", False: "**no**"}.get(r.within_noise, "n/a")
             lines.append(
                 f"| {r.task} | {r.dataset} | {r.noise} | {r.method} | `{r.paper_method}` "
                 f"| {r.budget} | {_pm(r.paper_mean, r.paper_se)} | {r.paper_n} "
                 f"| {_pm(r.ours_mean, r.ours_se)} | {r.ours_n} | {r.diff:+.3f} | {verdict} |"
+                + (f" {r.degenerate} |" if extra else "")
             )
         lines.append("")
     if skipped:
@@ -290,11 +298,20 @@ def write_comparison(
 
 
 def reference_section(
-    ok: pd.DataFrame, config: BenchmarkConfig, reference: str | Path, tables_dir: Path
+    ok: pd.DataFrame,
+    config: BenchmarkConfig,
+    reference: str | Path,
+    tables_dir: Path,
+    degenerate: pd.DataFrame | None = None,
 ) -> str:
     """The report's section: compare ``ok`` rows (display labels) with ``reference``,
-    write the tables, return the markdown."""
+    write the tables, return the markdown. ``degenerate`` (``task, dataset, noise,
+    method, degenerate``: a ``k/n`` count of our cells with constant or near-constant
+    values) adds that column, which accounts for many disagreements."""
     rows, skipped = read_reference(reference)
     table = compare(ok, rows, config)
+    if degenerate is not None:
+        keys = ["task", "dataset", "noise", "method"]
+        table = table.merge(degenerate, on=keys, how="left")
     write_comparison(table, skipped, str(reference), tables_dir)
     return comparison_markdown(table, skipped, str(reference))

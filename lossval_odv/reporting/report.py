@@ -410,22 +410,23 @@ def _write_report(
             _claims_scope(ok, methods),
             claims_markdown(check_claims(ok)),
         ]
+        store = ResultStore(store_path)
+        checks = store.model_checks_frame()
+        diagnoses = degeneracy.cell_diagnoses(ok, _values_of(store, ok["key"]), checks, config)
         if config.reference is not None:
             sections += [
                 "## Side by side with the paper\n",
-                reference.reference_section(ok, config, config.reference, paths["tables"]),
+                reference.reference_section(
+                    ok,
+                    config,
+                    config.reference,
+                    paths["tables"],
+                    degeneracy.degenerate_counts(diagnoses),
+                ),
             ]
-        store = ResultStore(store_path)
         sections += [
             "## Degenerate baselines\n",
-            degeneracy.degeneracy_section(
-                ok,
-                _values_of(store, ok["key"]),
-                store.model_checks_frame(),
-                config,
-                methods,
-                paths["tables"],
-            ),
+            degeneracy.degeneracy_section(diagnoses, checks, config, methods, paths["tables"]),
         ]
         sections += [
             "## Significance: critical-difference diagrams\n",
@@ -487,11 +488,16 @@ def compare_store(
     store = output_dir / STORE_NAME
     if not store.is_file():
         raise reference.ReferenceError(f"no results store at {store}; run the config first")
-    rows, _ = config_rows(ResultStore(store).frame(), config)
+    results = ResultStore(store)
+    rows, _ = config_rows(results.frame(), config)
     ok = export.ok_rows(export.with_display_names(rows, config))
-    reference_rows, skipped = reference.read_reference(source)
-    table = reference.compare(ok, reference_rows, config)
-    reference.write_comparison(
-        table, skipped, str(source), to or output_dir / "reference_comparison"
+    diagnoses = degeneracy.cell_diagnoses(
+        ok, _values_of(results, ok["key"]), results.model_checks_frame(), config
     )
-    return reference.comparison_markdown(table, skipped, str(source))
+    return reference.reference_section(
+        ok,
+        config,
+        source,
+        to or output_dir / "reference_comparison",
+        degeneracy.degenerate_counts(diagnoses),
+    )

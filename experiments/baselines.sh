@@ -10,8 +10,9 @@
 # cells still missing. Further arguments go to `lossval-odv run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CONFIG="configs/${1:-baselines}.yaml"
-shift $(( $# > 0 ? 1 : 0 ))
+NAME=baselines
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then NAME="$1"; shift; fi
+CONFIG="configs/$NAME.yaml"
 export LOSSVAL_ODV_DATA="${LOSSVAL_ODV_DATA:-../shared/datasets}"
 REFERENCE="${LOSSVAL_ODV_REFERENCE:-../shared/reference/lossval-paper}"
 CPU_PIECE=lossval_5,lossval_30,knn_shapley,lava,random,data_oob,ame,data_banzhaf,influence_subsample,leave_one_out

@@ -222,3 +222,16 @@ def test_cli_refuses_a_missing_reference(tmp_path, capsys):
     )
     assert cli.main(["report", str(config), "--reference", str(tmp_path / "nowhere")]) == 2
     assert "reference directory" in capsys.readouterr().err
+
+
+def test_a_diagnostic_method_is_left_out_of_the_claims(checked_run):
+    config, out, summary = checked_run
+    knn = {"name": "knn", "evaluator": "knnshapley", "claims": False, "label": "KNN diag"}
+    diagnostic = _config([OOB, LEARNS, knn])
+    assert [c.key for c in expand(diagnostic)] == [c.key for c in expand(config)]
+    build_report(diagnostic, store_path=summary.store, output_dir=out / "diagnostic")
+    text = (out / "diagnostic" / "report.md").read_text()
+    claims = text.split("## Paper claims vs this run")[1].split("\n## ")[0]
+    assert "KNN diag (diagnostics of this config, `claims: false`) are left out" in claims
+    assert "KNN diag" not in claims.split("| claim |")[1]  # not in the evidence
+    assert "KNN diag" in text.split("## Degenerate baselines")[1]  # reported elsewhere

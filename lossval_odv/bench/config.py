@@ -78,6 +78,9 @@ class MethodConfig(_Strict):
     retraining baseline fits the baselines' prediction model, per task, e.g.
     ``{classification: {lr: 0.001}}``; only evaluators that fit that model take it.
     ``tasks`` restricts the method to datasets of these tasks (unset: all).
+    ``claims: false`` leaves the method out of the report's paper-claim checks (a
+    diagnostic, such as a baseline run with the authors' regression metric); it is
+    reported everywhere else.
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
@@ -87,6 +90,7 @@ class MethodConfig(_Strict):
     metric: str | None = None
     train: dict[Literal["classification", "regression"], TrainingOverride] | None = None
     tasks: list[Literal["classification", "regression"]] | None = Field(None, min_length=1)
+    claims: bool = True
 
     @field_validator("metric")
     @classmethod

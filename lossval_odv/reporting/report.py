@@ -212,16 +212,26 @@ def check_claims(frame: pd.DataFrame) -> list[ClaimCheck]:
     ]
 
 
-def _claims_scope(frame: pd.DataFrame, methods: Sequence[str]) -> str:
-    """Which methods the claims leave out (display names in ``methods`` order)."""
+def _claims_scope(
+    frame: pd.DataFrame, methods: Sequence[str], diagnostics: Sequence[str] = ()
+) -> str:
+    """Which methods the claims leave out (display names in ``methods`` order): those
+    beyond the paper, and the config's diagnostics (``claims: false``)."""
     beyond = set(frame.loc[frame["evaluator"].isin(BEYOND_PAPER), "method"])
-    if not beyond:
-        return ""
-    names = ", ".join(m for m in methods if m in beyond)
-    return (
-        f"The claims are checked among the paper's methods; {names} (beyond the paper) "
-        'are left out here and compared in "Where each method wins".\n'
-    )
+    parts = []
+    if beyond:
+        names = ", ".join(m for m in methods if m in beyond)
+        parts.append(
+            f"The claims are checked among the paper's methods; {names} (beyond the paper) "
+            'are left out here and compared in "Where each method wins".'
+        )
+    present = [m for m in methods if m in set(diagnostics)]
+    if present:
+        parts.append(
+            f"{', '.join(present)} (diagnostics of this config, `claims: false`) are left "
+            "out of the claims."
+        )
+    return " ".join(parts) + "\n" if parts else ""
 
 
 def claims_markdown(checks: Sequence[ClaimCheck]) -> str:
@@ -385,6 +395,7 @@ def _write_report(
     """Write the report's entries (``REPORT_ENTRIES``) of the config's rows under ``output_dir``."""
     frame = export.with_display_names(frame, config)
     methods = export.method_order(frame, config)
+    diagnostics = [m.display for m in config.methods if not m.claims]
     ok = export.ok_rows(frame)
     paths = {name.removesuffix(".md"): output_dir / name for name in REPORT_ENTRIES}
     for key in ("results", "tables", "figures"):
@@ -407,8 +418,8 @@ def _write_report(
         figures = make_figures(ok, methods, paths["figures"])
         sections += [
             "## Paper claims vs this run\n",
-            _claims_scope(ok, methods),
-            claims_markdown(check_claims(ok)),
+            _claims_scope(ok, methods, diagnostics),
+            claims_markdown(check_claims(ok[~ok["method"].isin(diagnostics)])),
         ]
         store = ResultStore(store_path)
         checks = store.model_checks_frame()

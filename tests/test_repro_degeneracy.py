@@ -232,6 +232,6 @@ def test_a_diagnostic_method_is_left_out_of_the_claims(checked_run):
     build_report(diagnostic, store_path=summary.store, output_dir=out / "diagnostic")
     text = (out / "diagnostic" / "report.md").read_text()
     claims = text.split("## Paper claims vs this run")[1].split("\n## ")[0]
-    assert "KNN diag (diagnostics of this config, `claims: false`) are left out" in claims
+    assert "diagnostics of this config (`claims: false`): KNN diag." in claims
     assert "KNN diag" not in claims.split("| claim |")[1]  # not in the evidence
     assert "KNN diag" in text.split("## Degenerate baselines")[1]  # reported elsewhere

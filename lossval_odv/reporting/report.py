@@ -228,8 +228,8 @@ def _claims_scope(
     present = [m for m in methods if m in set(diagnostics)]
     if present:
         parts.append(
-            f"{', '.join(present)} (diagnostics of this config, `claims: false`) are left "
-            "out of the claims."
+            "Left out of the claims as diagnostics of this config (`claims: false`): "
+            f"{', '.join(present)}."
         )
     return " ".join(parts) + "\n" if parts else ""
 

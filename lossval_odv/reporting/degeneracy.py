@@ -41,10 +41,12 @@ DIAGNOSIS_COLUMNS = [
     "noise",
     "rate",
     "run",
+    "data_seed",
     "method",
     "f1",
     "values",
     "smaller_2means_group",
+    "training",
     "model",
     "model_reason",
 ]
@@ -93,17 +95,16 @@ def cell_diagnoses(
     ``checks`` is the store's :meth:`~lossval_odv.bench.store.ResultStore.model_checks_frame`.
     """
     methods = {m.display: m for m in config.methods}
-    split = "/".join(str(n) for n in (config.split.train, config.split.valid, config.split.test))
     by_setting = {
         (r.dataset, r.noise, round(r.rate, 6), r.run, r.data_seed, r.training): r.diagnosis
-        for r in checks[checks["split"] == split].itertuples()
+        for r in checks_of_split(checks, config).itertuples()
     }
     rows = []
     for row in frame.itertuples():
         stored = values[row.key]
         kind, group = ("not stored", 0) if stored is None else values_diagnosis(stored)
         method = methods[row.method]
-        model, reason = "", ""
+        training, model, reason = "", "", ""
         if capabilities_of(method.evaluator).trains_prediction_model:
             training = canonical_training(baseline_training(task_of(row.dataset), method.training))
             key = (row.dataset, row.noise, round(row.rate, 6), row.run, row.data_seed, training)
@@ -120,15 +121,23 @@ def cell_diagnoses(
                 "noise": row.noise,
                 "rate": row.rate,
                 "run": row.run,
+                "data_seed": row.data_seed,
                 "method": row.method,
                 "f1": row.f1,
                 "values": kind or "informative",
                 "smaller_2means_group": group,
+                "training": training,
                 "model": model,
                 "model_reason": reason,
             }
         )
     return pd.DataFrame(rows, columns=DIAGNOSIS_COLUMNS)
+
+
+def checks_of_split(checks: pd.DataFrame, config: BenchmarkConfig) -> pd.DataFrame:
+    """The stored checks made on the config's split sizes."""
+    split = "/".join(str(n) for n in (config.split.train, config.split.valid, config.split.test))
+    return checks[checks["split"] == split]
 
 
 def _count(flags: pd.Series) -> str:
@@ -156,16 +165,17 @@ def method_dataset_table(cells: pd.DataFrame, methods: Sequence[str], flag: pd.S
 
 
 def model_table(checks: pd.DataFrame, cells: pd.DataFrame) -> str:
-    """Markdown: per dataset and training of the retraining baselines' prediction model,
-    how many of the checked splits collapsed, mean validation / test score against the
+    """Markdown: per dataset and training of the retraining baselines' prediction model
+    (those of ``cells``, :func:`cell_diagnoses`' rows), how many of the checked splits
+    collapsed, mean validation / test score against the
     baseline score (class prior or R² 0), and a typical reason."""
     lines = [
         "| dataset | model training | splits collapsed | score | valid | test "
         "| prior / mean | typical reason |",
         "|---|---|---:|---|---:|---:|---:|---|",
     ]
-    wanted = cells[["dataset", "noise", "rate", "run"]].drop_duplicates()
-    used = checks.merge(wanted, on=["dataset", "noise", "rate", "run"])
+    settings = ["dataset", "noise", "rate", "run", "data_seed", "training"]
+    used = checks.merge(cells[settings].drop_duplicates(), on=settings)
     for (dataset, training), part in used.groupby(["dataset", "training"], sort=True):
         diagnoses = list(part["diagnosis"])
         collapsed = [d for d in diagnoses if d["collapsed"]]
@@ -273,6 +283,6 @@ def degeneracy_section(
         method_dataset_table(retraining, methods, collapsed),
         "The checks, per dataset and training (scores: accuracy or R²; mean over the "
         "checked splits of this config):\n",
-        model_table(checks, retraining),
+        model_table(checks_of_split(checks, config), retraining),
     ]
     return "\n".join(parts)

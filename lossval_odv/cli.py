@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
         f"which wins over ${ENV_DATA_DIR}",
     )
     run.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="where cells compute: cpu, cuda, cuda:N or auto (wins over the config's; "
+        "part of each cell's key, so CPU and GPU cells are kept apart)",
+    )
+    run.add_argument(
         "--backend",
         choices=BACKEND_NAMES,
         help="where cells run (default: the config's; auto = local if >1 core, else serial)",
@@ -217,6 +223,14 @@ def _config_command(args: argparse.Namespace) -> int:
         return 2
     if getattr(args, "data_dir", None) is not None:
         config = config.model_copy(update={"data_dir": str(args.data_dir)})
+    if getattr(args, "device", None) is not None:
+        from lossval_odv.bench.config_checks import device_problem
+
+        problem = device_problem(args.device)
+        if problem:
+            print(f"error: --device: {problem}", file=sys.stderr)
+            return 2
+        config = config.model_copy(update={"device": args.device})
     if getattr(args, "reference", None) is not None:
         if not args.reference.is_dir():
             print(f"error: reference directory {args.reference} does not exist", file=sys.stderr)

@@ -213,15 +213,28 @@ def test_stores_without_checks_are_read_and_merged(checked_run, tmp_path):
     assert len(merged.model_checks_frame()) == 3
 
 
-def test_cli_refuses_a_missing_reference(tmp_path, capsys):
+def _tiny_config_file(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(
         "name: c\nplugins: [tests.tiny_datasets]\ndatasets: [tiny_clf]\n"
         "noise_types: [label]\nnoise_rates: [0.2]\n"
         "methods: [{name: r, evaluator: randomevaluator}]\n"
     )
+    return config
+
+
+def test_cli_refuses_a_missing_reference(tmp_path, capsys):
+    config = _tiny_config_file(tmp_path)
     assert cli.main(["report", str(config), "--reference", str(tmp_path / "nowhere")]) == 2
     assert "reference directory" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_bad_device_before_any_compute(tmp_path, capsys):
+    config = _tiny_config_file(tmp_path)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(config), "--device", "gpu7", "--output-dir", str(out)]) == 2
+    assert "--device: 'gpu7' is not a device" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_a_diagnostic_method_is_left_out_of_the_claims(checked_run):

@@ -271,7 +271,7 @@ def degeneracy_section(
         return "\n".join(parts)
     collapsed = retraining["model"] == "collapsed"
     unchecked = retraining["model"] == "not checked"
-    parts += [
+    parts.append(
         f"**The baselines' prediction model** collapsed in the splits of "
         f"{_count(collapsed)} retraining-baseline cells"
         + (
@@ -279,8 +279,11 @@ def degeneracy_section(
             if unchecked.any()
             else ""
         )
-        + "; cells per method and dataset:\n",
-        method_dataset_table(retraining, methods, collapsed),
+        + ("; cells per method and dataset:\n" if collapsed.any() else ".\n")
+    )
+    if collapsed.any():
+        parts.append(method_dataset_table(retraining, methods, collapsed))
+    parts += [
         "The checks, per dataset and training (scores: accuracy or R²; mean over the "
         "checked splits of this config):\n",
         model_table(checks_of_split(checks, config), retraining),

@@ -64,11 +64,15 @@ COLUMNS: dict[str, str] = {
     "attempts": "INTEGER NOT NULL DEFAULT 1",
     "finished_at": "REAL NOT NULL",
 }
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS cells (\n"
-    + ",\n".join(f"    {name} {kind}" for name, kind in COLUMNS.items())
-    + "\n)"
-)
+
+
+def create_table_sql(table: str, columns: dict[str, str]) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` of ``table`` with ``columns`` (name -> SQL type)."""
+    lines = ",\n".join(f"    {name} {kind}" for name, kind in columns.items())
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n{lines}\n)"
+
+
+SCHEMA = create_table_sql("cells", COLUMNS)
 # Beside the cells: one row per check of the baselines' prediction model
 # (:mod:`lossval_odv.bench.model_checks`). Stores of version 1 written before checks existed
 # lack the table; it is created with the first check, and readers take its absence as "no
@@ -87,11 +91,7 @@ CHECK_COLUMNS: dict[str, str] = {
     "diagnosis": "TEXT NOT NULL",
     "finished_at": "REAL NOT NULL",
 }
-CHECK_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS model_checks (\n"
-    + ",\n".join(f"    {name} {kind}" for name, kind in CHECK_COLUMNS.items())
-    + "\n)"
-)
+CHECK_SCHEMA = create_table_sql("model_checks", CHECK_COLUMNS)
 # decoded on request only: the big ones
 DETAIL_COLUMNS = ("curves", "values_blob", "noisy_blob")
 SUMMARY_COLUMNS = [name for name in COLUMNS if name not in DETAIL_COLUMNS]

@@ -77,19 +77,14 @@ SCHEMA = create_table_sql("cells", COLUMNS)
 # (:mod:`lossval_odv.bench.model_checks`). Stores of version 1 written before checks existed
 # lack the table; it is created with the first check, and readers take its absence as "no
 # checks", so the schema version stays 1.
+# checks share the cells' identifying columns (same names, same types)
+_SHARED = ("key", "config", "dataset", "task", "noise", "rate", "run", "data_seed")
 CHECK_COLUMNS: dict[str, str] = {
-    "key": "TEXT PRIMARY KEY",
-    "config": "TEXT NOT NULL",
-    "dataset": "TEXT NOT NULL",
-    "task": "TEXT NOT NULL",
-    "noise": "TEXT NOT NULL",
-    "rate": "REAL NOT NULL",
-    "run": "INTEGER NOT NULL",
-    "data_seed": "INTEGER NOT NULL",
+    **{name: COLUMNS[name] for name in _SHARED},
     "split": "TEXT NOT NULL",
     "training": "TEXT NOT NULL",
     "diagnosis": "TEXT NOT NULL",
-    "finished_at": "REAL NOT NULL",
+    "finished_at": COLUMNS["finished_at"],
 }
 CHECK_SCHEMA = create_table_sql("model_checks", CHECK_COLUMNS)
 # decoded on request only: the big ones

@@ -4,12 +4,13 @@ Two sources, printed as markdown tables:
 
 1. the stored cells of a results store (``--store``): per method and task, the mean
    seconds of valuation and of everything else (data, detection, discovery, removal);
-2. a live timing of one cell's steps per task (``--live``): fetching the noisy split,
-   valuation, and each experiment, for one cheap method (Random, whose valuation is free,
-   so the rest is the overhead every cell pays).
+2. a live timing of one cell's steps per task (``--live``): fetching the noisy split and
+   each experiment, each timed after one untimed call (as in a worker's later cells: a
+   process's first fit imports ``torch._dynamo``, about 1 s), for one cheap method (Random,
+   whose valuation is free, so the rest is the overhead every cell pays).
 
-Then the projection: cells still to compute for ``--runs`` runs of the store's config, at
-the stored mean seconds per cell of each method and task.
+Then the projection: cells still to compute for ``--runs`` runs of the store's config
+(a method's own ``runs`` kept), at the stored mean seconds per cell of each method and task.
 
     python benchmarks/cell_costs.py --store results/offline/store.sqlite --runs 25 \\
         --config configs/offline.yaml --live
@@ -57,32 +58,33 @@ def stored_costs(store: Path) -> pd.DataFrame:
     return costs.reset_index()
 
 
-def projection(costs: pd.DataFrame, config_path: Path, runs: int) -> pd.DataFrame:
-    """Cells of ``runs`` runs of the config not in the store, and their cost."""
-    config = load_config(config_path)
-    stored = costs.set_index(["method", "task"])
-    per_setting = len(config.noise_types) * len(config.noise_rates)
+def projection(costs: pd.DataFrame, store: Path, config_path: Path, runs: int) -> pd.DataFrame:
+    """Cells of ``runs`` runs of the config (methods with fewer ``runs`` keep theirs) not
+    in the store, and their cost at the stored mean seconds per cell."""
+    from lossval_odv.bench.grid import expand
+
+    config = load_config(config_path).model_copy(update={"runs": runs})
+    done = ResultStore(store).finished_keys()
+    cells = pd.DataFrame(
+        [(c.method, task_of(c.dataset), c.key in done) for c in expand(config)],
+        columns=["method", "task", "stored"],
+    )
+    rate = costs.set_index(["method", "task"])["total_s"]
     rows = []
-    for method in config.methods:
-        for task in ("classification", "regression"):
-            datasets = [d for d in config.dataset_names if task_of(d) == task]
-            if not datasets or (method.tasks and task not in method.tasks):
-                continue
-            wanted = len(datasets) * per_setting * runs
-            have = int(stored["cells"].get((method.name, task), 0))
-            seconds = float(stored["total_s"].get((method.name, task), float("nan")))
-            todo = max(wanted - have, 0)
-            rows.append(
-                {
-                    "method": method.name,
-                    "task": task,
-                    "cells wanted": wanted,
-                    "stored": have,
-                    "to compute": todo,
-                    "s/cell (stored mean)": round(seconds, 2),
-                    "hours (one core)": round(todo * seconds / 3600, 2),
-                }
-            )
+    for (method, task), group in cells.groupby(["method", "task"], sort=False):
+        seconds = float(rate.get((method, task), float("nan")))
+        todo = int((~group["stored"]).sum())
+        rows.append(
+            {
+                "method": method,
+                "task": task,
+                "cells wanted": len(group),
+                "stored": int(group["stored"].sum()),
+                "to compute": todo,
+                "s/cell (stored mean)": round(seconds, 2),
+                "hours (one core)": round(todo * seconds / 3600, 2),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -124,6 +126,7 @@ def live_steps(config_path: Path) -> pd.DataFrame:
         )
         for name, experiment in EXPERIMENTS.items():
             if cell.experiments[name]:
+                experiment(run)  # warm-up: a process's first fit imports torch._dynamo (~1 s)
                 t0 = time.perf_counter()
                 experiment(run)
                 row[f"{name}_s"] = time.perf_counter() - t0
@@ -144,7 +147,7 @@ def main() -> None:
     if args.runs is not None:
         if args.config is None:
             parser.error("--runs needs --config")
-        table = projection(costs, args.config, args.runs)
+        table = projection(costs, args.store, args.config, args.runs)
         print(f"\n## {args.runs} runs of {args.config}: what is left, at the stored rates\n")
         print(markdown(table))
         print(f"\ntotal: {table['hours (one core)'].sum():.1f} core-hours")

@@ -1,5 +1,6 @@
 """Degenerate baselines diagnosed (issue 14): the prediction-model checks, the values'
-diagnosis, the ``train``/``tasks`` method options, ``run --methods``, and the report."""
+diagnosis, the ``train``/``tasks``/``runs`` method options, ``run --methods``, and the
+report."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ NO_EXPERIMENTS = {"removal": False, "discovery": False}
 
 def _config(methods, **overrides):
     return parse_config(
-        grid_config(methods=methods, runs=1, experiments=NO_EXPERIMENTS, **overrides)
+        grid_config(methods=methods, **{"runs": 1, "experiments": NO_EXPERIMENTS, **overrides})
     )
 
 
@@ -150,6 +151,25 @@ def test_a_method_whose_tasks_match_no_dataset_is_refused():
         _config([clf_only], datasets=["tiny_reg"])
 
 
+def test_a_methods_runs_are_the_first_runs_of_the_config():
+    knn = {"name": "knn", "evaluator": "knnshapley"}
+    three_runs = expand(_config([OOB, knn], runs=3, datasets=["tiny_clf"]))
+    fewer = expand(_config([{**OOB, "runs": 1}, knn], runs=3, datasets=["tiny_clf"]))
+    assert sorted((c.method, c.run) for c in fewer) == [
+        ("knn", 0),
+        ("knn", 1),
+        ("knn", 2),
+        ("oob", 0),
+    ]
+    # the same cells as in the config with every method at 3 runs: stored cells stay done
+    assert {c.key for c in fewer} < {c.key for c in three_runs}
+
+
+def test_a_method_with_more_runs_than_the_config_is_refused():
+    with pytest.raises(ConfigError, match="'oob' asks for 3 runs, more than the config's runs"):
+        _config([{**OOB, "runs": 3}], runs=2)
+
+
 # --- run and report ----------------------------------------------------------------------
 
 
@@ -186,6 +206,15 @@ def test_report_joins_each_retraining_cell_to_its_check(checked_run):
     assert cells.loc[cells["method"] == "knn", "model"].isna().all()  # fits no model
     text = (out / "report" / "report.md").read_text()
     assert "## Degenerate baselines" in text and "The checks, per dataset and training" in text
+
+
+def test_report_states_the_runs_of_a_method_with_fewer(tmp_path):
+    knn = {"name": "knn", "evaluator": "knnshapley", "label": "KNN"}
+    config = _config([{**OOB, "runs": 1, "label": "OOB"}, knn], runs=2, datasets=["tiny_clf"])
+    summary = run_benchmark(config, output_dir=tmp_path, backend="serial", progress=False)
+    assert summary.ok and summary.computed == 3
+    build_report(config, store_path=summary.store, output_dir=tmp_path)
+    assert "runs per setting: 2 (OOB: 1)" in (tmp_path / "report.md").read_text()
 
 
 def test_run_methods_computes_a_piece(tmp_path):

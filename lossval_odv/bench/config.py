@@ -80,7 +80,9 @@ class MethodConfig(_Strict):
     ``tasks`` restricts the method to datasets of these tasks (unset: all).
     ``claims: false`` leaves the method out of the report's paper-claim checks (a
     diagnostic, such as a baseline run with the authors' regression metric); it is
-    reported everywhere else.
+    reported everywhere else. ``runs`` gives the method fewer runs than the config's
+    (runs 0 to ``runs`` - 1 of every setting), e.g. an expensive baseline in a long run
+    of cheap methods; the report states each method's runs.
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
@@ -91,6 +93,7 @@ class MethodConfig(_Strict):
     train: dict[Literal["classification", "regression"], TrainingOverride] | None = None
     tasks: list[Literal["classification", "regression"]] | None = Field(None, min_length=1)
     claims: bool = True
+    runs: int | None = Field(None, ge=1)
 
     @field_validator("metric")
     @classmethod
@@ -324,6 +327,16 @@ class BenchmarkConfig(_Strict):
                 raise ValueError(
                     f"method {method.name!r} runs on {' and '.join(method.tasks)} datasets "
                     f"only (its tasks), and the config has none"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _method_runs_within_the_configs(self) -> BenchmarkConfig:
+        for method in self.methods:
+            if method.runs is not None and method.runs > self.runs:
+                raise ValueError(
+                    f"method {method.name!r} asks for {method.runs} runs, more than the "
+                    f"config's runs ({self.runs})"
                 )
         return self
 

@@ -87,6 +87,8 @@ def expand(config: BenchmarkConfig) -> list[Cell]:
                     for method in config.methods:
                         if method.tasks is not None and task_of(dataset) not in method.tasks:
                             continue
+                        if method.runs is not None and run >= method.runs:
+                            continue
                         cells.append(
                             Cell(
                                 dataset=dataset,

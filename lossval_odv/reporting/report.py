@@ -261,6 +261,15 @@ def _implementations(frame: pd.DataFrame) -> dict[str, list[str]]:
     return {method: sorted(found) for method, found in sorted(seen.items())}
 
 
+def _runs_text(frame: pd.DataFrame, methods: Sequence[str]) -> str:
+    """Runs per setting: one number, or the most common and the methods with other counts
+    (a method's ``runs`` option)."""
+    runs = frame.groupby("method")["run"].nunique()
+    common = int(runs.mode().max())
+    others = [f"{m}: {runs[m]}" for m in methods if m in runs.index and runs[m] != common]
+    return f"{common}" + (f" ({'; '.join(others)})" if others else "")
+
+
 def metadata_markdown(
     config: BenchmarkConfig, frame: pd.DataFrame, store_path: Path, methods: Sequence[str]
 ) -> str:
@@ -274,7 +283,7 @@ def metadata_markdown(
         "- datasets: " + ", ".join(f"{d} ({t})" for t, d in datasets.itertuples(index=False)),
         f"- noise types: {', '.join(sorted(frame['noise'].unique()))}; noise rates: "
         + ", ".join(f"{r:g}" for r in sorted(frame["rate"].unique()))
-        + f"; runs per setting: {frame['run'].nunique()}",
+        + f"; runs per setting: {_runs_text(frame, methods)}",
         f"- methods: {', '.join(methods)}",
         "- implementations: "
         + ", ".join(f"{m} ({', '.join(i)})" for m, i in _implementations(frame).items()),
